@@ -1,0 +1,10 @@
+// Runs before `npm test`, `npm run demo` and `npm start`: on a fresh clone it installs the dependencies, Node 24
+// among them, so the two quick-start commands work without a separate install step. Plain JavaScript on
+// purpose: it runs on whatever Node the shell has.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+if (!existsSync('node_modules/.bin/node') || !existsSync('node_modules/.package-lock.json')) {
+  console.error('afluente: installing dependencies and Node 24 (npm ci), once');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+}

@@ -1,0 +1,116 @@
+// `npm run demo`: starts afluente on this machine, triggers a run of the `demo` source, follows it stage by
+// stage, and reports exactly what happened. The exit code is 0 only when the run COMPLETED.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+
+interface JobView {
+  stage: string;
+  status: string;
+  attempt: number;
+  error: { message: string } | null;
+}
+interface RunView {
+  id: number;
+  status: string;
+  stage: string | null;
+  error: { message: string; stage?: string } | null;
+  counts: Record<string, unknown>;
+  jobs: JobView[];
+}
+
+function freePort(preferred: number): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => server.listen(0, '127.0.0.1'));
+    server.listen(preferred, '127.0.0.1');
+    server.once('listening', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const services = spawnSync('bash', ['scripts/ensure-services.sh'], { stdio: 'inherit' });
+if (services.status !== 0) process.exit(1);
+
+const port = await freePort(8080);
+const token = `demo-${randomBytes(16).toString('hex')}`;
+const base = `http://127.0.0.1:${port}`;
+const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+
+console.log(`▶ starting afluente on ${base} (state in mysql://root@127.0.0.1:3306/afluente)`);
+const service = spawn(process.execPath, ['service/main.ts'], {
+  env: {
+    ...process.env,
+    AFLUENTE_PORT: String(port),
+    AFLUENTE_API_TOKENS: `demo=${token}`,
+    AFLUENTE_LOG_LEVEL: 'warn',
+  },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+const exited = once(service, 'exit');
+
+async function stopService(): Promise<void> {
+  if (service.exitCode === null) service.kill('SIGTERM');
+  await exited;
+}
+
+async function api<T>(path: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(`${base}${path}`, { ...init, headers });
+  const body = (await res.json()) as T & { message?: string };
+  if (!res.ok)
+    throw new Error(`${init?.method ?? 'GET'} ${path} answered ${res.status}: ${body.message ?? ''}`);
+  return body;
+}
+
+let exitCode = 1;
+try {
+  for (let i = 0; ; i++) {
+    if (service.exitCode !== null)
+      throw new Error('the service exited during start-up (see its output above)');
+    const ready = await fetch(`${base}/health/ready`).catch(() => undefined);
+    if (ready?.status === 200) break;
+    if (i > 120) throw new Error('the service did not become ready within 60 s');
+    await sleep(500);
+  }
+  const created = await api<RunView>('/runs', { method: 'POST', body: JSON.stringify({ source: 'demo' }) });
+  console.log(`▶ run ${created.id} created for source "demo": ${base}/runs/${created.id}`);
+
+  const seen = new Map<string, string>();
+  let run: RunView;
+  for (;;) {
+    run = await api<RunView>(`/runs/${created.id}`);
+    for (const job of run.jobs) {
+      const line = `${job.status}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}`;
+      if (seen.get(job.stage) !== line) console.log(`  ${job.stage.padEnd(10)} ${line}`);
+      seen.set(job.stage, line);
+    }
+    if (TERMINAL.has(run.status)) break;
+    await sleep(500);
+  }
+
+  console.log(`\n▶ run ${run.id} ${run.status}`);
+  if (run.status === 'COMPLETED') {
+    console.log(`  counts: ${JSON.stringify(run.counts)}`);
+    exitCode = 0;
+  } else {
+    console.log(
+      `  stage ${run.error?.stage ?? run.stage ?? '?'}: ${run.error?.message ?? 'no error recorded'}`,
+    );
+  }
+  console.log(
+    `  the run stays in MySQL; to inspect it, start the service with a token of your own:\n` +
+      `    AFLUENTE_API_TOKENS=me=$(openssl rand -hex 24) npm start\n` +
+      `    curl -H "Authorization: Bearer <that token>" http://127.0.0.1:8080/runs/${run.id}`,
+  );
+} catch (error) {
+  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+} finally {
+  await stopService();
+}
+process.exit(exitCode);

@@ -1,0 +1,106 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifySchemaValidationError, SchemaErrorDataVar } from 'fastify/types/schema.js';
+import { DomainError } from '../errors.ts';
+import { IllegalTransitionError } from '../state/transitions.ts';
+
+/**
+ * Turns ajv's errors into one sentence an API user can act on, such as
+ * `body.params.from must be an ISO date (2026-01-31 or 2026-01-31T12:00:00Z)`. Fastify's default
+ * (`body/params/from must match format "date-time"`) names the field but not what to send.
+ */
+export function formatSchemaErrors(
+  errors: FastifySchemaValidationError[],
+  dataVar: SchemaErrorDataVar,
+): Error {
+  const messages = errors.map((e) => {
+    const base = `${dataVar}${e.instancePath.replaceAll('/', '.')}`;
+    const params = e.params;
+    switch (e.keyword) {
+      case 'required':
+        return `${base}.${String(params.missingProperty)} is required`;
+      case 'additionalProperties':
+        return `${base}.${String(params.additionalProperty)} is not allowed`;
+      case 'format':
+        return `${base} ${FORMAT_HINTS[String(params.format)] ?? `must be a valid ${String(params.format)}`}`;
+      case 'enum':
+        return `${base} must be one of ${(params.allowedValues as unknown[]).join(', ')}`;
+      default:
+        return `${base} ${e.message ?? 'is invalid'}`;
+    }
+  });
+  return new Error([...new Set(messages)].join('; '));
+}
+
+const FORMAT_HINTS: Record<string, string> = {
+  'iso-date': 'must be an ISO date (2026-01-31 or 2026-01-31T12:00:00Z)',
+  'date-time': 'must be an ISO date-time (2026-01-31T12:00:00Z)',
+};
+
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string;
+  requestId: string;
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/**
+ * One error handler for the whole API: domain errors map to their status, a client's mistake stays a 4xx
+ * with its message, and a 5xx hides its details from the client and logs them with the request id.
+ */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    let statusCode: number;
+    let message: string;
+    if (error.validation) {
+      statusCode = 400;
+      message = error.message;
+    } else if (error instanceof DomainError) {
+      statusCode = error.statusCode;
+      message = error.message;
+    } else if (error instanceof IllegalTransitionError) {
+      statusCode = 409;
+      message = error.message;
+    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      statusCode = error.statusCode;
+      message = error.message;
+    } else {
+      statusCode = error.statusCode === 503 ? 503 : 500;
+      message = `internal error; quote request id ${request.id} to an operator`;
+    }
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ statusCode, message }, 'request rejected');
+    const body: ErrorBody = {
+      statusCode,
+      error: STATUS_NAMES[statusCode] ?? 'Error',
+      message,
+      requestId: request.id,
+    };
+    return reply.code(statusCode).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const body: ErrorBody = {
+      statusCode: 404,
+      error: 'Not Found',
+      message: `route ${request.method} ${request.url.split('?')[0]} not found`,
+      requestId: request.id,
+    };
+    return reply.code(404).send(body);
+  });
+}

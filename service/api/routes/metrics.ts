@@ -1,0 +1,15 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+
+/** Prometheus exposition of the app's registry. Behind auth like the rest of the API. */
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/metrics',
+    { schema: { tags: ['observability'], summary: 'Prometheus metrics', produces: ['text/plain'] } },
+    async (_request, reply) => {
+      const text = await app.metrics.registry.metrics();
+      return reply.type(app.metrics.registry.contentType).send(text);
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,94 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { AUTH_ERRORS, ErrorRef, IdParams } from '../schemas/common.ts';
+import {
+  CreateRunBody,
+  CreateRunHeaders,
+  ListRunsQuery,
+  RunDetailSchema,
+  RunPageSchema,
+} from '../schemas/runs.ts';
+import { jobView, lakeFileView, runView } from '../views.ts';
+
+const CancelBody = Type.Union([
+  Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
+  Type.Null(),
+]);
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'Trigger a run of a source',
+        description:
+          'Creates the run, queues its first stage, and answers 202 at once. With an Idempotency-Key header, ' +
+          'a retried request returns the same run (with `Idempotent-Replayed: true`).',
+        body: CreateRunBody,
+        headers: CreateRunHeaders,
+        response: { 202: Type.Ref('Run'), 400: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const { run, replayed } = await app.runs.create(request.body, key);
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).header('location', `/runs/${run.id}`).send(runView(run));
+    },
+  );
+
+  app.get(
+    '/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'List runs, newest first',
+        description: 'Filters by source and status. Pages by keyset: pass `nextCursor` back as `cursor`.',
+        querystring: ListRunsQuery,
+        response: { 200: RunPageSchema, 400: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request) => {
+      const page = await app.runs.list(request.query);
+      return { items: page.items.map(runView), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/runs/:id',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'A run with its jobs and lake files',
+        params: IdParams,
+        response: { 200: RunDetailSchema, 400: ErrorRef, 404: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request) => {
+      const { run, jobs, files } = await app.runs.get(request.params.id);
+      return { ...runView(run), jobs: jobs.map(jobView), files: files.map(lakeFileView) };
+    },
+  );
+
+  app.post(
+    '/runs/:id/cancel',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'Cancel a run that has not finished',
+        description:
+          'Queued stages are removed and a running stage is told to stop. A finished run answers 409.',
+        params: IdParams,
+        body: Type.Optional(CancelBody),
+        response: { 200: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request) => {
+      const run = await app.runs.cancel(request.params.id, request.principal);
+      return runView(run);
+    },
+  );
+};
+
+export default routes;

@@ -1,0 +1,100 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { LoadedSource } from '../../config/sources.ts';
+import { redactUrl } from '../../config/env.ts';
+import { NotFoundError } from '../../errors.ts';
+import { SourceState } from '../../state/entities/index.ts';
+import { AUTH_ERRORS, ErrorRef } from '../schemas/common.ts';
+import { runView } from '../views.ts';
+
+const SourceSchema = Type.Object(
+  {
+    name: Type.String(),
+    url: Type.String(),
+    pagination: Type.String(),
+    auth: Type.Object(
+      { kind: Type.String(), env: Type.Array(Type.String()) },
+      { description: 'Env var names only, never values.' },
+    ),
+    schedule: Type.Union([
+      Type.Object({ cron: Type.String(), timezone: Type.Union([Type.String(), Type.Null()]) }),
+      Type.Null(),
+    ]),
+    incremental: Type.Union([Type.Object({ cursorField: Type.String(), param: Type.String() }), Type.Null()]),
+    cursor: Type.Union([Type.String(), Type.Null()]),
+    tables: Type.Array(Type.String()),
+    lastRuns: Type.Array(Type.Ref('Run')),
+  },
+  { $id: 'Source' },
+);
+
+const NameParams = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
+
+const LAST_RUNS = 5;
+
+const routes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addSchema(SourceSchema);
+
+  async function view(source: LoadedSource) {
+    const em = app.orm.em.fork();
+    const [state, lastRuns] = await Promise.all([
+      em.findOne(SourceState, source.name),
+      app.runs.recentForSource(source.name, LAST_RUNS),
+    ]);
+    return {
+      name: source.name,
+      url: redactUrl(source.request.url),
+      pagination: source.pagination.kind,
+      auth: { kind: source.auth.kind, env: authEnvNames(source.auth) },
+      schedule: source.schedule
+        ? { cron: source.schedule.cron, timezone: source.schedule.timezone ?? null }
+        : null,
+      incremental: source.incremental
+        ? { cursorField: source.incremental.cursorField, param: source.incremental.param }
+        : null,
+      cursor: state?.cursor ?? null,
+      tables: Object.keys(source.tables),
+      lastRuns: lastRuns.map(runView),
+    };
+  }
+
+  app.get(
+    '/sources',
+    {
+      schema: {
+        tags: ['sources'],
+        summary: 'Every configured source, with its schedule, cursor and last runs',
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref('Source')) }), ...AUTH_ERRORS },
+      },
+    },
+    async () => ({ items: await Promise.all([...app.sources.sources.values()].map(view)) }),
+  );
+
+  app.get(
+    '/sources/:name',
+    {
+      schema: {
+        tags: ['sources'],
+        summary: 'One source',
+        params: NameParams,
+        response: { 200: Type.Ref('Source'), 404: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request) => {
+      const source = app.sources.sources.get(request.params.name);
+      if (!source) throw new NotFoundError(`source "${request.params.name}" not found`);
+      return view(source);
+    },
+  );
+};
+
+function authEnvNames(auth: LoadedSource['auth']): string[] {
+  return Object.entries(auth)
+    .filter(([key]) => key.endsWith('Env'))
+    .map(([, value]) => String(value));
+}
+
+export default routes;

@@ -1,0 +1,140 @@
+import { Type, type Static } from 'typebox';
+import { STAGES } from '../../../contract/stages.ts';
+import { STATUSES, Trigger } from '../../state/status.ts';
+
+const StatusSchema = Type.Enum(STATUSES);
+const StageSchema = Type.Enum([...STAGES]);
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+const ErrorInfoSchema = Type.Union([
+  Type.Object({
+    reason: Type.String(),
+    message: Type.String(),
+    stage: Type.Optional(StageSchema),
+    attempt: Type.Optional(Type.Integer()),
+    logs: Type.Optional(Type.String()),
+  }),
+  Type.Null(),
+]);
+
+export const CreateRunBody = Type.Object(
+  {
+    source: Type.String({ minLength: 1, maxLength: 64, description: 'A source name from the sources file.' }),
+    params: Type.Optional(
+      Type.Object(
+        {
+          from: Type.Optional(
+            Type.String({ format: 'iso-date', description: 'Start of the window (inclusive).' }),
+          ),
+          to: Type.Optional(
+            Type.String({ format: 'iso-date', description: 'End of the window (exclusive).' }),
+          ),
+          cursor: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 1024,
+              description: "Overrides the source's stored cursor.",
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateRunBody = Static<typeof CreateRunBody>;
+
+export const CreateRunHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x21-\\x7E]+$',
+      description: 'Makes a retried POST return the run the first one created.',
+    }),
+  ),
+});
+
+export const ListRunsQuery = Type.Object(
+  {
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    status: Type.Optional(StatusSchema),
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: '`nextCursor` of the previous page.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListRunsQuery = Static<typeof ListRunsQuery>;
+
+export const RunSchema = Type.Object(
+  {
+    id: Type.Integer(),
+    source: Type.String(),
+    trigger: Type.Enum(Object.values(Trigger)),
+    status: StatusSchema,
+    plan: Type.Array(StageSchema),
+    stage: Type.Union([StageSchema, Type.Null()]),
+    attempt: Type.Integer(),
+    params: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    counts: Type.Object({
+      fetched: Type.Union([Type.Integer(), Type.Null()]),
+      valid: Type.Union([Type.Integer(), Type.Null()]),
+      rejected: Type.Union([Type.Integer(), Type.Null()]),
+      rows: Type.Union([Type.Record(Type.String(), Type.Integer()), Type.Null()]),
+    }),
+    error: ErrorInfoSchema,
+    cancelledBy: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    startedAt: Timestamp,
+    finishedAt: Timestamp,
+    links: Type.Object({ self: Type.String() }),
+  },
+  { $id: 'Run' },
+);
+
+export const JobSchema = Type.Object(
+  {
+    id: Type.Integer(),
+    stage: StageSchema,
+    runAttempt: Type.Integer(),
+    status: StatusSchema,
+    attempt: Type.Integer(),
+    maxAttempts: Type.Integer(),
+    externalId: Type.Union([Type.String(), Type.Null()]),
+    heartbeatAt: Timestamp,
+    params: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    metrics: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    error: ErrorInfoSchema,
+    createdAt: Type.String({ format: 'date-time' }),
+    startedAt: Timestamp,
+    finishedAt: Timestamp,
+  },
+  { $id: 'Job' },
+);
+
+export const LakeFileSchema = Type.Object(
+  {
+    uri: Type.String(),
+    layer: Type.String(),
+    table: Type.Union([Type.String(), Type.Null()]),
+    records: Type.Union([Type.Integer(), Type.Null()]),
+    bytes: Type.Integer(),
+    sha256: Type.Union([Type.String(), Type.Null()]),
+    producedBy: Type.Object({ jobId: Type.Integer(), stage: StageSchema }),
+  },
+  { $id: 'LakeFile' },
+);
+
+export const RunDetailSchema = Type.Object({
+  ...RunSchema.properties,
+  jobs: Type.Array(Type.Ref('Job')),
+  files: Type.Array(Type.Ref('LakeFile')),
+});
+
+export const RunPageSchema = Type.Object({
+  items: Type.Array(Type.Ref('Run')),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});

@@ -1,0 +1,33 @@
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * Security headers and a per-client rate limit, stored in Redis so every instance counts together. The limit
+ * runs before auth, so guessing tokens is limited too. If Redis is away the limit fails open: the API stays up
+ * and readiness reports the outage.
+ */
+export async function registerSecurity(app: FastifyInstance): Promise<void> {
+  await app.register(helmet, { global: true });
+  const { max, windowMs } = app.config.http.rateLimit;
+  await app.register(rateLimit, {
+    // Not global: the plugin's per-route hooks would run after the auth hook of the API scope. One root hook
+    // runs first for every request instead.
+    global: false,
+    redis: app.redis,
+    nameSpace: `${app.config.queue.prefix}:ratelimit:`,
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      Object.assign(
+        new Error(`rate limit exceeded: at most ${context.max} requests per ${context.after}; retry later`),
+        {
+          statusCode: 429,
+        },
+      ),
+  });
+  // Load balancers poll health often and must never be throttled into marking the service down.
+  app.addHook(
+    'onRequest',
+    app.rateLimit({ max, timeWindow: windowMs, allowList: (request) => request.url.startsWith('/health/') }),
+  );
+}

@@ -1,0 +1,89 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { requireBearerAuth } from './api/auth.ts';
+import { registerDocs } from './api/docs.ts';
+import { formatSchemaErrors, registerErrorHandling } from './api/errors.ts';
+import healthRoutes from './api/routes/health.ts';
+import metricsRoutes from './api/routes/metrics.ts';
+import runRoutes from './api/routes/runs.ts';
+import sourceRoutes from './api/routes/sources.ts';
+import { ErrorSchema } from './api/schemas/common.ts';
+import { JobSchema, LakeFileSchema, RunSchema } from './api/schemas/runs.ts';
+import { registerSecurity } from './api/security.ts';
+import { validatorCompiler } from './api/validation.ts';
+import type { Config } from './config/env.ts';
+import type { LoadedSources } from './config/sources.ts';
+import type { Logger } from './observability/logger.ts';
+import configPlugin from './plugins/config.ts';
+import metricsPlugin from './plugins/metrics.ts';
+import orchestrationPlugin, { type OrchestrationOptions } from './plugins/orchestration.ts';
+import ormPlugin from './plugins/orm.ts';
+import redisPlugin from './plugins/redis.ts';
+
+export interface AppOptions extends OrchestrationOptions {
+  config: Config;
+  logger: Logger;
+  sources: LoadedSources;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Builds the whole service as one Fastify instance: infrastructure clients first, then the services, then the
+ * routes. `close()` drains the workers and closes every client, so the entry file and the tests share one
+ * lifecycle.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options;
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimit,
+    trustProxy: config.http.trustProxy,
+    // Keep a caller's request id when it is sane, so logs join up across services; otherwise make one.
+    genReqId: (req) => {
+      const header = req.headers['x-request-id'];
+      return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID();
+    },
+    // Bounds slow clients (slowloris); the API answers in milliseconds.
+    requestTimeout: 30_000,
+    return503OnClosing: true,
+    schemaErrorFormatter: formatSchemaErrors,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler());
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandling(app);
+
+  // Infrastructure.
+  await app.register(configPlugin, { config, sources: options.sources });
+  await app.register(metricsPlugin);
+  await app.register(ormPlugin);
+  await app.register(redisPlugin);
+  // Services.
+  await app.register(orchestrationPlugin, { handlers: options.handlers, catalog: options.catalog });
+  // Routes.
+  for (const schema of [ErrorSchema, RunSchema, JobSchema, LakeFileSchema]) app.addSchema(schema);
+  await registerSecurity(app);
+  await registerDocs(app);
+  await app.register(healthRoutes);
+  if (config.roles.has('api')) {
+    await app.register(async (scope) => {
+      scope.decorateRequest('principal', '');
+      await requireBearerAuth(scope, config.auth.tokens);
+      await scope.register(runRoutes);
+      await scope.register(sourceRoutes);
+      await scope.register(metricsRoutes);
+    });
+  } else {
+    // Worker- or scheduler-only processes still answer health and metrics for their orchestrator.
+    await app.register(async (scope) => {
+      scope.decorateRequest('principal', '');
+      await requireBearerAuth(scope, config.auth.tokens);
+      await scope.register(metricsRoutes);
+    });
+  }
+  return app;
+}

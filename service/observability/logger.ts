@@ -1,0 +1,40 @@
+import { pino, type BaseLogger, type LoggerOptions } from 'pino';
+
+/** The logger every class takes: pino's, and Fastify's `app.log`, both fit. */
+export interface Logger extends Pick<
+  BaseLogger,
+  'level' | 'info' | 'error' | 'debug' | 'fatal' | 'warn' | 'trace'
+> {
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+/**
+ * Paths pino blanks in every log line. Secrets reach the service only as request headers or as environment
+ * variables named in config; neither may appear in a log, whatever object carries them.
+ */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'headers.authorization',
+  'authorization',
+  '*.authorization',
+  '*.password',
+  '*.token',
+  '*.secret',
+  '*.apiKey',
+];
+
+export function loggerOptions(level: string): LoggerOptions {
+  return {
+    level,
+    base: { service: 'afluente' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+}

@@ -1,0 +1,215 @@
+import { OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-orm/mysql';
+import type { Stage } from '../../contract/stages.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { Job, Run, type ErrorInfo } from '../state/entities/index.ts';
+import { Status, isTerminal } from '../state/status.ts';
+import { transitionJob, transitionRun } from '../state/transitions.ts';
+import { queueJobId, type JobCatalog, type StageJobData } from './catalog.ts';
+import type { StageOutcome } from './stage-handler.ts';
+
+/** The small set of things the orchestration classes share. No DI framework: one object, passed in. */
+export interface EngineResources {
+  orm: MikroORM;
+  catalog: JobCatalog;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** A job that must be put on its queue once the transaction that created it has committed. */
+export interface Dispatch {
+  stage: Stage;
+  data: StageJobData;
+}
+
+export type StartDecision =
+  { action: 'run'; run: Run; job: Job } | { action: 'skip'; why: string; dispatch?: Dispatch };
+
+/**
+ * Retries a read-modify-write whose flush lost an optimistic-lock race. Each try reloads the rows, so the
+ * second try decides on fresh state (for instance, a job cancelled meanwhile is no longer completed).
+ */
+export async function retryOnConflict<T>(fn: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!(error instanceof OptimisticLockError) || i >= tries) throw error;
+    }
+  }
+}
+
+/**
+ * Moves runs and jobs through their lifecycle in MySQL. Each method is one transaction; queue side effects
+ * are returned as {@link Dispatch}es for the caller to apply after commit, so MySQL stays the source of truth.
+ */
+export class RunEngine {
+  private readonly res: EngineResources;
+
+  constructor(res: EngineResources) {
+    this.res = res;
+  }
+
+  private em(): EntityManager {
+    return this.res.orm.em.fork();
+  }
+
+  /** Marks the job RUNNING (and its run, if it was PENDING), or says why the delivery must be skipped. */
+  async start(jobId: number, attempt: number): Promise<StartDecision> {
+    return retryOnConflict(() =>
+      this.em().transactional(async (em): Promise<StartDecision> => {
+        const job = await em.findOne(Job, jobId, { populate: ['run'] });
+        if (!job) return { action: 'skip', why: `job ${jobId} does not exist` };
+        const run = job.run;
+        if (job.status === Status.Completed) {
+          // A redelivery after the commit but before the next stage was queued: queue it now.
+          const next = await this.nextPendingJob(em, run, job);
+          return {
+            action: 'skip',
+            why: 'job already completed',
+            dispatch: next ? dispatchOf(next) : undefined,
+          };
+        }
+        if (isTerminal(job.status)) return { action: 'skip', why: `job is ${job.status}` };
+        if (isTerminal(run.status)) {
+          transitionJob(job, Status.Cancelled);
+          return { action: 'skip', why: `run is ${run.status}` };
+        }
+        // RUNNING here means a worker died holding it and BullMQ redelivered it as stalled.
+        if (job.status === Status.Pending) transitionJob(job, Status.Running);
+        if (run.status === Status.Pending) transitionRun(run, Status.Running);
+        job.attempt = attempt;
+        job.heartbeatAt = new Date();
+        job.error = null;
+        run.stage = job.stage;
+        return { action: 'run', run, job };
+      }),
+    );
+  }
+
+  /**
+   * Records a stage's success and advances the run: the next stage's job is created in the same transaction,
+   * or, when the plan is done, the run is COMPLETED. A result for a job that is no longer RUNNING (cancelled
+   * meanwhile) is ignored.
+   */
+  async complete(jobId: number, outcome: StageOutcome): Promise<Dispatch | undefined> {
+    const { dispatch, record } = await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const job = await em.findOneOrFail(Job, jobId, { populate: ['run'] });
+        if (job.status !== Status.Running) {
+          this.res.logger.warn(
+            { jobId, status: job.status },
+            'ignoring the result of a job that is no longer running',
+          );
+          return { dispatch: undefined, record: () => undefined };
+        }
+        const run = job.run;
+        transitionJob(job, Status.Completed);
+        job.metrics = { ...job.metrics, ...outcome.metrics, ...outcome.counts };
+        addCounts(run, outcome);
+        const stageDone = (): void => this.res.metrics.stageFinished(run.source, job.stage, 'completed', job);
+
+        const nextStage = run.plan[run.plan.indexOf(job.stage) + 1];
+        if (nextStage) {
+          const next = this.createJob(em, run, nextStage);
+          await em.flush();
+          return { dispatch: dispatchOf(next), record: stageDone };
+        }
+        transitionRun(run, Status.Completed);
+        return {
+          dispatch: undefined,
+          record: () => {
+            stageDone();
+            this.res.metrics.runFinished(run.source, 'completed');
+          },
+        };
+      }),
+    );
+    // Metrics count what committed, once, even if an optimistic-lock retry ran the transaction twice.
+    record();
+    return dispatch;
+  }
+
+  /**
+   * Records a failed attempt. A final failure fails the job and its run with the error on both; otherwise the
+   * job waits for BullMQ's retry as PENDING, with the error of the attempt kept on it.
+   */
+  async fail(jobId: number, error: ErrorInfo, final: boolean): Promise<void> {
+    const record = await retryOnConflict(() =>
+      this.em().transactional(async (em): Promise<() => void> => {
+        const job = await em.findOneOrFail(Job, jobId, { populate: ['run'] });
+        if (job.status !== Status.Running) return () => undefined;
+        job.error = error;
+        if (!final) {
+          transitionJob(job, Status.Pending);
+          return () => undefined;
+        }
+        const run = job.run;
+        transitionJob(job, Status.Failed);
+        const runFailed = !isTerminal(run.status);
+        if (runFailed) {
+          transitionRun(run, Status.Failed);
+          run.error = error;
+        }
+        return () => {
+          this.res.metrics.stageFinished(run.source, job.stage, 'failed', job);
+          if (runFailed) this.res.metrics.runFinished(run.source, 'failed');
+        };
+      }),
+    );
+    record();
+  }
+
+  /** Hands a job back (worker shutdown): it is PENDING again and the attempt does not count. */
+  async release(jobId: number): Promise<void> {
+    await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const job = await em.findOneOrFail(Job, jobId);
+        if (job.status !== Status.Running) return;
+        transitionJob(job, Status.Pending);
+        job.attempt = Math.max(0, job.attempt - 1);
+      }),
+    );
+  }
+
+  /**
+   * Stamps the job's heartbeat and reports its run's status, so a worker learns of a cancel within one beat.
+   * A plain UPDATE: a heartbeat is not a state change and must not bump the optimistic-lock version.
+   */
+  async heartbeat(jobId: number, runId: number): Promise<Status | undefined> {
+    const em = this.em();
+    await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { heartbeatAt: new Date() });
+    const run = await em.findOne(Run, runId, { fields: ['status'] });
+    return run?.status;
+  }
+
+  /** Creates the next job of a run as PENDING; the caller flushes. */
+  createJob(em: EntityManager, run: Run, stage: Stage): Job {
+    const entry = this.res.catalog[stage];
+    return em.create(Job, {
+      run,
+      stage,
+      runAttempt: run.attempt,
+      maxAttempts: entry.attempts,
+      queueJobId: queueJobId(run.id, stage, run.attempt),
+    });
+  }
+
+  private async nextPendingJob(em: EntityManager, run: Run, job: Job): Promise<Job | null> {
+    const nextStage = run.plan[run.plan.indexOf(job.stage) + 1];
+    if (!nextStage) return null;
+    return em.findOne(Job, { run, stage: nextStage, runAttempt: run.attempt, status: Status.Pending });
+  }
+}
+
+export function dispatchOf(job: Job): Dispatch {
+  return { stage: job.stage, data: { runId: job.run.id, jobId: job.id, runAttempt: job.runAttempt } };
+}
+
+function addCounts(run: Run, outcome: StageOutcome): void {
+  const { counts, rows } = outcome;
+  if (counts?.fetched !== undefined) run.fetched = (run.fetched ?? 0) + counts.fetched;
+  if (counts?.valid !== undefined) run.valid = (run.valid ?? 0) + counts.valid;
+  if (counts?.rejected !== undefined) run.rejected = (run.rejected ?? 0) + counts.rejected;
+  if (rows) run.rows = { ...run.rows, ...rows };
+}

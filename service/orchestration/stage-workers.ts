@@ -1,0 +1,178 @@
+import {
+  UnrecoverableError,
+  WaitingError,
+  Worker,
+  type ConnectionOptions,
+  type Job as QueueJob,
+} from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { STAGES, type Stage } from '../../contract/stages.ts';
+import type { ErrorInfo } from '../state/entities/index.ts';
+import type { StageJobData, StagePayloads } from './catalog.ts';
+import type { StageQueues } from './queues.ts';
+import type { RunEngine, EngineResources } from './run-engine.ts';
+import {
+  NonRetryableError,
+  type StageHandler,
+  type StageHandlers,
+  type StopReason,
+} from './stage-handler.ts';
+
+export interface StageWorkersOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  /** Jobs one worker runs at once, per stage. */
+  concurrency: number;
+  /** How often a running job stamps its heartbeat and checks for a cancel. */
+  heartbeatMs: number;
+}
+
+const SHUTDOWN = 'shutdown';
+
+/**
+ * One BullMQ worker per stage. It wraps each stage handler with the job's lifecycle: start, heartbeat,
+ * timeout, cancel, and the final record in MySQL. Handlers only do the work.
+ */
+export class StageWorkers {
+  private readonly workers: Worker[];
+  private readonly res: EngineResources;
+  private readonly engine: RunEngine;
+  private readonly queues: StageQueues;
+  private readonly handlers: StageHandlers;
+  private readonly options: StageWorkersOptions;
+
+  constructor(
+    res: EngineResources,
+    deps: { engine: RunEngine; queues: StageQueues; handlers: StageHandlers },
+    options: StageWorkersOptions,
+  ) {
+    this.res = res;
+    this.engine = deps.engine;
+    this.queues = deps.queues;
+    this.handlers = deps.handlers;
+    this.options = options;
+    this.workers = STAGES.map((stage) => {
+      const worker = new Worker<StageJobData>(
+        stage,
+        (job, token, signal) => this.process(stage, job, token, signal),
+        { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency },
+      );
+      worker.on('error', (error) => res.logger.error({ err: error, stage }, 'stage worker error'));
+      return worker;
+    });
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  /**
+   * Stops taking jobs and lets the active ones finish within `graceMs`. Jobs still running then are aborted
+   * and handed back to their queue, so another worker picks them up without losing an attempt.
+   */
+  async close(graceMs: number): Promise<void> {
+    const closing = Promise.all(this.workers.map((w) => w.close()));
+    const drained = await Promise.race([closing.then(() => true), sleep(graceMs).then(() => false)]);
+    if (drained) return;
+    this.res.logger.warn({ graceMs }, 'jobs still running after the grace period: releasing them');
+    for (const worker of this.workers) worker.cancelAllJobs(SHUTDOWN);
+    await closing;
+  }
+
+  private async process<S extends Stage>(
+    stage: S,
+    qjob: QueueJob<StagePayloads[S]>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    const { jobId, runId } = qjob.data;
+    const attempt = qjob.attemptsMade + 1;
+    const logger = this.res.logger.child({ runId, jobId, stage, attempt });
+    const decision = await this.engine.start(jobId, attempt);
+    if (decision.action === 'skip') {
+      logger.info({ why: decision.why }, 'skipping a stage job');
+      if (decision.dispatch) await this.queues.enqueue(decision.dispatch.stage, decision.dispatch.data);
+      return { skipped: decision.why };
+    }
+
+    const timeoutMs = this.res.catalog[stage].timeoutMs;
+    const controller = new AbortController();
+    const stop = (reason: StopReason): void => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const onWorkerAbort = (): void =>
+      stop(signal?.reason === SHUTDOWN ? { kind: 'shutdown' } : { kind: 'cancelled' });
+    signal?.addEventListener('abort', onWorkerAbort, { once: true });
+    const timer = setTimeout(() => stop({ kind: 'timeout', afterMs: timeoutMs }), timeoutMs);
+    const beat = setInterval(() => {
+      this.engine.heartbeat(jobId, runId).then(
+        (status) => status === 'CANCELLED' && stop({ kind: 'cancelled' }),
+        (error: unknown) => logger.warn({ err: error }, 'heartbeat failed'),
+      );
+    }, this.options.heartbeatMs);
+
+    logger.info('stage started');
+    try {
+      const handler: StageHandler<S> = this.handlers[stage];
+      // A handler that ignores its signal must not hold a timeout, a cancel or a shutdown hostage.
+      const outcome = await Promise.race([
+        handler({
+          stage,
+          payload: qjob.data,
+          run: decision.run,
+          job: decision.job,
+          signal: controller.signal,
+          logger,
+        }),
+        rejectOnAbort(controller.signal),
+      ]);
+      const dispatch = await this.engine.complete(jobId, outcome);
+      if (dispatch) await this.queues.enqueue(dispatch.stage, dispatch.data);
+      logger.info({ next: dispatch?.stage ?? null }, 'stage completed');
+      return { completed: true };
+    } catch (error) {
+      const stopped = controller.signal.aborted ? (controller.signal.reason as StopReason) : undefined;
+      if (stopped?.kind === 'shutdown') {
+        await this.engine.release(jobId);
+        await qjob.moveToWait(token);
+        logger.info('released the job to its queue on shutdown');
+        throw new WaitingError();
+      }
+      if (stopped?.kind === 'cancelled') {
+        logger.info('stage stopped: its run was cancelled');
+        return { cancelled: true };
+      }
+      const info = errorInfo(error, stage, attempt, stopped);
+      const final = error instanceof NonRetryableError || attempt >= (qjob.opts.attempts ?? 1);
+      await this.engine.fail(jobId, info, final);
+      logger[final ? 'error' : 'warn']({ err: error, final }, `stage failed: ${info.message}`);
+      if (final) throw new UnrecoverableError(info.message);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      clearInterval(beat);
+      signal?.removeEventListener('abort', onWorkerAbort);
+    }
+  }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(new Error('stage aborted')), { once: true });
+  });
+}
+
+function errorInfo(error: unknown, stage: Stage, attempt: number, stopped?: StopReason): ErrorInfo {
+  if (stopped?.kind === 'timeout') {
+    return {
+      reason: 'timeout',
+      message: `stage "${stage}" timed out after ${stopped.afterMs} ms`,
+      stage,
+      attempt,
+    };
+  }
+  if (error instanceof NonRetryableError)
+    return { reason: error.reason, message: error.message, stage, attempt };
+  const message = error instanceof Error ? error.message : String(error);
+  return { reason: 'error', message, stage, attempt };
+}

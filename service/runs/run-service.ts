@@ -1,0 +1,218 @@
+import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/mysql';
+import { createHash } from 'node:crypto';
+import { STAGES, type Stage } from '../../contract/stages.ts';
+import { BadRequestError, ConflictError, NotFoundError, UnprocessableError } from '../errors.ts';
+import type { StageQueues } from '../orchestration/queues.ts';
+import {
+  dispatchOf,
+  retryOnConflict,
+  type EngineResources,
+  type RunEngine,
+} from '../orchestration/run-engine.ts';
+import { Job, LakeFile, Run, type RunParams } from '../state/entities/index.ts';
+import { Status, Trigger, isTerminal } from '../state/status.ts';
+import { transitionJob, transitionRun } from '../state/transitions.ts';
+
+export interface CreateRunInput {
+  source: string;
+  params?: { from?: string; to?: string; cursor?: string };
+  trigger?: Trigger;
+}
+
+export interface ListRunsQuery {
+  source?: string;
+  status?: Status;
+  limit: number;
+  cursor?: string;
+}
+
+export interface RunDetail {
+  run: Run;
+  jobs: Job[];
+  files: LakeFile[];
+}
+
+/** The run operations behind the HTTP API and the scheduler. */
+export class RunService {
+  private readonly res: EngineResources;
+  private readonly engine: RunEngine;
+  private readonly queues: StageQueues;
+  private readonly sourceNames: () => Iterable<string>;
+
+  constructor(
+    res: EngineResources,
+    deps: { engine: RunEngine; queues: StageQueues; sourceNames: () => Iterable<string> },
+  ) {
+    this.res = res;
+    this.engine = deps.engine;
+    this.queues = deps.queues;
+    this.sourceNames = deps.sourceNames;
+  }
+
+  private em(): EntityManager {
+    return this.res.orm.em.fork();
+  }
+
+  /**
+   * Creates a run with its plan and its first job, then queues that job. With an idempotency key, a retry
+   * of the same request returns the run the first one created; the same key on a different request is an error.
+   */
+  async create(input: CreateRunInput, idempotencyKey?: string): Promise<{ run: Run; replayed: boolean }> {
+    if (![...this.sourceNames()].includes(input.source)) {
+      throw new BadRequestError(`unknown source "${input.source}"`);
+    }
+    const params = toRunParams(input.params);
+    const requestHash = idempotencyKey ? hashRequest(input) : null;
+    if (idempotencyKey) {
+      const existing = await this.findByKey(idempotencyKey, requestHash);
+      if (existing) return { run: existing, replayed: true };
+    }
+
+    const plan: Stage[] = [...STAGES];
+    let created: { run: Run; job: Job };
+    try {
+      created = await this.em().transactional(async (em) => {
+        const run = em.create(Run, {
+          source: input.source,
+          trigger: input.trigger ?? Trigger.Manual,
+          plan,
+          params,
+          idempotencyKey: idempotencyKey ?? null,
+          requestHash,
+        });
+        await em.flush();
+        const job = this.engine.createJob(em, run, plan[0] as Stage);
+        await em.flush();
+        return { run, job };
+      });
+    } catch (error) {
+      // Two requests with one key raced; the loser answers with the winner's run.
+      if (idempotencyKey && error instanceof UniqueConstraintViolationException) {
+        const existing = await this.findByKey(idempotencyKey, requestHash);
+        if (existing) return { run: existing, replayed: true };
+      }
+      throw error;
+    }
+    this.res.metrics.runCreated(created.run.source, created.run.trigger);
+    const { stage, data } = dispatchOf(created.job);
+    try {
+      await this.queues.enqueue(stage, data);
+    } catch (error) {
+      // The run is committed; the dispatcher queues its job once Redis is back.
+      this.res.logger.warn(
+        { err: error, runId: created.run.id },
+        'could not queue the first stage; the dispatcher will retry',
+      );
+    }
+    return { run: created.run, replayed: false };
+  }
+
+  async list(query: ListRunsQuery): Promise<{ items: Run[]; nextCursor: string | null }> {
+    const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const items = await this.em().find(
+      Run,
+      {
+        ...(query.source ? { source: query.source } : {}),
+        ...(query.status ? { status: query.status } : {}),
+        ...(before ? { id: { $lt: before } } : {}),
+      },
+      { orderBy: { id: 'desc' }, limit: query.limit + 1 },
+    );
+    const more = items.length > query.limit;
+    const page = more ? items.slice(0, query.limit) : items;
+    const last = page.at(-1);
+    return { items: page, nextCursor: more && last ? encodeCursor(last.id) : null };
+  }
+
+  async get(id: number): Promise<RunDetail> {
+    const em = this.em();
+    const run = await em.findOne(Run, id);
+    if (!run) throw new NotFoundError(`run ${id} not found`);
+    const [jobs, files] = await Promise.all([
+      em.find(Job, { run: id }, { orderBy: { id: 'asc' } }),
+      em.find(LakeFile, { run: id }, { orderBy: { id: 'asc' }, populate: ['producedBy'] }),
+    ]);
+    return { run, jobs, files };
+  }
+
+  async recentForSource(source: string, limit: number): Promise<Run[]> {
+    return this.em().find(Run, { source }, { orderBy: { id: 'desc' }, limit });
+  }
+
+  /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */
+  async cancel(id: number, by: string): Promise<Run> {
+    const { run, jobs } = await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const run = await em.findOne(Run, id);
+        if (!run) throw new NotFoundError(`run ${id} not found`);
+        if (isTerminal(run.status))
+          throw new ConflictError(`run ${id} is already ${run.status} and cannot be cancelled`);
+        const open = await em.find(Job, { run, status: { $in: [Status.Pending, Status.Running] } });
+        transitionRun(run, Status.Cancelled);
+        run.cancelledBy = by;
+        run.error = { reason: 'cancelled', message: `cancelled by ${by}` };
+        for (const job of open) transitionJob(job, Status.Cancelled);
+        return { run, jobs: open };
+      }),
+    );
+    this.res.metrics.runFinished(run.source, 'cancelled');
+    for (const job of jobs) {
+      await this.queues.removeIfQueued(job.stage, job.queueJobId).catch((error: unknown) => {
+        this.res.logger.warn(
+          { err: error, jobId: job.id },
+          'could not remove a cancelled job from its queue',
+        );
+      });
+    }
+    return run;
+  }
+
+  private async findByKey(key: string, requestHash: string | null): Promise<Run | null> {
+    const existing = await this.em().findOne(Run, { idempotencyKey: key });
+    if (existing && existing.requestHash !== requestHash) {
+      throw new UnprocessableError(
+        `Idempotency-Key "${key}" was already used for a different request (run ${existing.id}); use a new key`,
+      );
+    }
+    return existing;
+  }
+}
+
+function toRunParams(params: CreateRunInput['params']): RunParams | null {
+  if (!params) return null;
+  const out: RunParams = {};
+  if (params.from || params.to) {
+    const from = params.from ? new Date(params.from) : undefined;
+    const to = params.to ? new Date(params.to) : undefined;
+    if (from && to && from >= to) throw new BadRequestError('body.params.from must be before body.params.to');
+    out.window = {
+      ...(from ? { from: from.toISOString() } : {}),
+      ...(to ? { to: to.toISOString() } : {}),
+    };
+  }
+  if (params.cursor !== undefined) out.cursor = params.cursor;
+  return Object.keys(out).length > 0 ? out : null;
+}
+
+function hashRequest(input: CreateRunInput): string {
+  // Fixed key order, so the same request with its fields in another order hashes the same.
+  const { from = null, to = null, cursor = null } = input.params ?? {};
+  const canonical = JSON.stringify([input.source, input.trigger ?? null, from, to, cursor]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+// Cursors are opaque to clients so the keyset can change without breaking them.
+function encodeCursor(id: number): string {
+  return Buffer.from(JSON.stringify({ before: id })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { before?: unknown };
+    if (typeof parsed.before === 'number' && Number.isInteger(parsed.before) && parsed.before > 0)
+      return parsed.before;
+  } catch {
+    // fall through to the error below
+  }
+  throw new BadRequestError('querystring.cursor is not a cursor returned by GET /runs');
+}

@@ -1,0 +1,47 @@
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import { STAGES, type Stage } from '../../../contract/stages.ts';
+import { Status, STATUSES, Trigger } from '../status.ts';
+import { Job } from './job.ts';
+import type { ErrorInfo, RunParams } from './types.ts';
+
+export const Run = defineEntity({
+  name: 'Run',
+  tableName: 'runs',
+  properties: {
+    id: p.integer().primary().unsigned(),
+    source: p.string().length(64),
+    trigger: p.enum(Object.values(Trigger)).default(Trigger.Manual),
+    status: p.enum(STATUSES).default(Status.Pending),
+    /** The stages this run executes, in order. */
+    plan: p.json<Stage[]>(),
+    /** The stage the run is in now (the last one started). */
+    stage: p.enum([...STAGES]).nullable(),
+    /** Bumped when an operator retries a failed run; jobs of each attempt are kept. */
+    attempt: p.integer().unsigned().default(1),
+    params: p.json<RunParams>().nullable(),
+    idempotencyKey: p.string().length(255).nullable().unique('runs_idempotency_key_unique'),
+    requestHash: p.string().length(64).nullable(),
+    error: p.json<ErrorInfo>().nullable(),
+    fetched: p.bigint('number').nullable(),
+    valid: p.bigint('number').nullable(),
+    rejected: p.bigint('number').nullable(),
+    rows: p.json<Record<string, number>>().nullable(),
+    cancelledBy: p.string().length(64).nullable(),
+    createdAt: p.datetime(3).onCreate(() => new Date()),
+    updatedAt: p
+      .datetime(3)
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+    startedAt: p.datetime(3).nullable(),
+    finishedAt: p.datetime(3).nullable(),
+    version: p.integer().unsigned().version(),
+    jobs: () => p.oneToMany(Job).mappedBy('run'),
+  },
+  // Backs GET /runs: keyset pages on id, filtered by source and/or status.
+  indexes: [
+    { name: 'runs_source_status_id_idx', properties: ['source', 'status', 'id'] },
+    { name: 'runs_source_id_idx', properties: ['source', 'id'] },
+    { name: 'runs_status_id_idx', properties: ['status', 'id'] },
+  ],
+});
+export type Run = InferEntity<typeof Run>;

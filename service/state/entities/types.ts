@@ -1,0 +1,17 @@
+import type { Stage } from '../../../contract/stages.ts';
+
+/** Why a job or a run failed: a short machine reason, a human message, and where to read more. */
+export interface ErrorInfo {
+  reason: string;
+  message: string;
+  stage?: Stage;
+  attempt?: number;
+  /** Where the logs are: a CloudWatch stream, an EMR log URI, or a local file. */
+  logs?: string;
+}
+
+/** What a caller may set on a run: a time window or an explicit cursor for the source. */
+export interface RunParams {
+  window?: { from?: string; to?: string };
+  cursor?: string;
+}
