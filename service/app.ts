@@ -55,7 +55,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  registerErrorHandling(app);
+  registerErrorHandling(app, { bodyLimit: config.http.bodyLimit });
 
   // Infrastructure.
   await app.register(configPlugin, { config, sources: options.sources });

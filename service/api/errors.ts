@@ -43,6 +43,18 @@ export interface ErrorBody {
   requestId: string;
 }
 
+// Fastify's own wording for these two doesn't say what to send instead.
+function clientErrorMessage(error: FastifyError, contentType: string | undefined, bodyLimit: number): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `unsupported content type "${contentType ?? ''}": send a JSON body with Content-Type: application/json`;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body is larger than ${bodyLimit} bytes (AFLUENTE_BODY_LIMIT_BYTES)`;
+    default:
+      return error.message;
+  }
+}
+
 const STATUS_NAMES: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -63,7 +75,7 @@ const STATUS_NAMES: Record<number, string> = {
  * One error handler for the whole API: domain errors map to their status, a client's mistake stays a 4xx
  * with its message, and a 5xx hides its details from the client and logs them with the request id.
  */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, { bodyLimit }: { bodyLimit: number }): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     let statusCode: number;
     let message: string;
@@ -78,7 +90,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       message = error.message;
     } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       statusCode = error.statusCode;
-      message = error.message;
+      message = clientErrorMessage(error, request.headers['content-type'], bodyLimit);
     } else {
       statusCode = error.statusCode === 503 ? 503 : 500;
       message = `internal error; quote request id ${request.id} to an operator`;

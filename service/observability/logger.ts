@@ -17,12 +17,9 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'req.headers["x-api-key"]',
   'headers.authorization',
-  'authorization',
-  '*.authorization',
-  '*.password',
-  '*.token',
-  '*.secret',
-  '*.apiKey',
+  '*.headers.authorization',
+  // pino has no recursive wildcard, so secret-named fields are covered one and two levels deep.
+  ...['authorization', 'password', 'token', 'secret', 'apiKey'].flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
 ];
 
 export function loggerOptions(level: string): LoggerOptions {

@@ -145,7 +145,9 @@ export class StageWorkers {
       const info = errorInfo(error, stage, attempt, stopped);
       const final = error instanceof NonRetryableError || attempt >= (qjob.opts.attempts ?? 1);
       await this.engine.fail(jobId, info, final);
-      logger[final ? 'error' : 'warn']({ err: error, final }, `stage failed: ${info.message}`);
+      // A non-retryable error is an expected outcome with a clear message; a stack adds nothing for the operator.
+      const detail = error instanceof NonRetryableError ? { reason: info.reason } : { err: error };
+      logger[final ? 'error' : 'warn']({ ...detail, final }, `stage failed: ${info.message}`);
       if (final) throw new UnrecoverableError(info.message);
       throw error;
     } finally {

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Run } from '../../service/state/entities/index.ts';
+import { Job, LakeFile, Run } from '../../service/state/entities/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { OTHER_TOKEN, TOKEN } from '../support/env.ts';
 
@@ -124,7 +124,21 @@ describe('POST /runs', () => {
         .send({ source: 'demo', params: { cursor: 'x'.repeat(70_000) } }),
     );
     expect(res.status).toBe(413);
-    expect(res.body.message).toMatch(/body/i);
+    expect(res.body.message).toBe('request body is larger than 65536 bytes (AFLUENTE_BODY_LIMIT_BYTES)');
+  });
+
+  it('rejects a body that is not JSON with a 415 that says what to send', async () => {
+    const res = await expectNothingWritten(() =>
+      api()
+        .post('/runs')
+        .set(auth)
+        .set('content-type', 'application/x-www-form-urlencoded')
+        .send('source=demo'),
+    );
+    expect(res.status).toBe(415);
+    expect(res.body.message).toBe(
+      'unsupported content type "application/x-www-form-urlencoded": send a JSON body with Content-Type: application/json',
+    );
   });
 
   it('rejects a bad Idempotency-Key header', async () => {
@@ -184,10 +198,11 @@ describe('GET /runs', () => {
 describe('GET /runs/:id', () => {
   it('returns the run with its jobs and files', async () => {
     const created = await api().post('/runs').set(auth).send({ source: 'demo' });
-    const res = await api().get(`/runs/${created.body.id}`).set(auth);
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: created.body.id, status: 'PENDING', files: [] });
-    expect(res.body.jobs).toEqual([
+    const id = created.body.id as number;
+    const empty = await api().get(`/runs/${id}`).set(auth);
+    expect(empty.status).toBe(200);
+    expect(empty.body).toMatchObject({ id, status: 'PENDING', files: [] });
+    expect(empty.body.jobs).toEqual([
       expect.objectContaining({
         stage: 'ingest',
         status: 'PENDING',
@@ -195,6 +210,26 @@ describe('GET /runs/:id', () => {
         maxAttempts: 3,
         runAttempt: 1,
       }),
+    ]);
+
+    // A stage records its lake files like this; the API shows each with the job that produced it.
+    const em = t.app.orm.em.fork();
+    const job = await em.findOneOrFail(Job, { run: id, stage: 'ingest' });
+    const uri = `file://.data/lake/raw/source=demo/dt=2026-01-01/run=${id}/part-00000.ndjson.gz`;
+    const sha256 = 'ab'.repeat(32);
+    em.create(LakeFile, { uri, layer: 'raw', records: 10, bytes: 321, sha256, run: id, producedBy: job });
+    await em.flush();
+    const res = await api().get(`/runs/${id}`).set(auth);
+    expect(res.body.files).toEqual([
+      {
+        uri,
+        layer: 'raw',
+        table: null,
+        records: 10,
+        bytes: 321,
+        sha256,
+        producedBy: { jobId: job.id, stage: 'ingest' },
+      },
     ]);
   });
 
