@@ -1,23 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropTestState, testConfig, TOKEN } from '../support/env.ts';
+import { freePort } from '../support/net.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The real entry point, as `npm start` runs it: config from the environment, signals from the OS.
 
 const config = testConfig();
 afterAll(async () => dropTestState(config));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function startService(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   let output = '';

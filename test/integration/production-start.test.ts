@@ -1,12 +1,12 @@
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropTestState, testConfig, TOKEN } from '../support/env.ts';
+import { freePort } from '../support/net.ts';
 import { waitFor } from '../support/wait.ts';
 
 // There is no Docker engine here, so this follows the image's build path by hand: the files the Dockerfile's
@@ -30,15 +30,6 @@ async function runtimeCopies(): Promise<{ files: string[]; entrypoint: string[] 
   );
   const entry = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)?.[1];
   return { files: ['package-lock.json', ...files], entrypoint: JSON.parse(entry ?? '[]') as string[] };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 describe('the production start path', () => {

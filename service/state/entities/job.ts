@@ -3,6 +3,7 @@ import { STAGES } from '../../../contract/stages.ts';
 import { Status, STATUSES } from '../status.ts';
 import { LakeFile } from './lake-file.ts';
 import { Run } from './run.ts';
+import { lifecycleProperties } from './lifecycle.ts';
 import type { ErrorInfo } from './types.ts';
 
 /** One stage of one attempt of a run. */
@@ -26,14 +27,7 @@ export const Job = defineEntity({
     params: p.json<Record<string, unknown>>().nullable(),
     metrics: p.json<Record<string, unknown>>().nullable(),
     error: p.json<ErrorInfo>().nullable(),
-    createdAt: p.datetime(3).onCreate(() => new Date()),
-    updatedAt: p
-      .datetime(3)
-      .onCreate(() => new Date())
-      .onUpdate(() => new Date()),
-    startedAt: p.datetime(3).nullable(),
-    finishedAt: p.datetime(3).nullable(),
-    version: p.integer().unsigned().version(),
+    ...lifecycleProperties,
     outputs: () => p.oneToMany(LakeFile).mappedBy('producedBy'),
     inputs: () => p.manyToMany(LakeFile).pivotTable('job_inputs').owner(),
   },

@@ -2,6 +2,7 @@ import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { STAGES, type Stage } from '../../../contract/stages.ts';
 import { Status, STATUSES, Trigger } from '../status.ts';
 import { Job } from './job.ts';
+import { lifecycleProperties } from './lifecycle.ts';
 import type { ErrorInfo, RunParams } from './types.ts';
 
 export const Run = defineEntity({
@@ -27,14 +28,7 @@ export const Run = defineEntity({
     rejected: p.bigint('number').nullable(),
     rows: p.json<Record<string, number>>().nullable(),
     cancelledBy: p.string().length(64).nullable(),
-    createdAt: p.datetime(3).onCreate(() => new Date()),
-    updatedAt: p
-      .datetime(3)
-      .onCreate(() => new Date())
-      .onUpdate(() => new Date()),
-    startedAt: p.datetime(3).nullable(),
-    finishedAt: p.datetime(3).nullable(),
-    version: p.integer().unsigned().version(),
+    ...lifecycleProperties,
     jobs: () => p.oneToMany(Job).mappedBy('run'),
   },
   // Backs GET /runs: keyset pages on id, filtered by source and/or status.
