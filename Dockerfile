@@ -16,7 +16,10 @@ WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --chown=node:node package.json ./
 COPY --chown=node:node contract ./contract
+COPY --chown=node:node lib ./lib
 COPY --chown=node:node service ./service
+# The local Lambda invoker runs the handlers from here (docker compose); on AWS they run as Lambdas.
+COPY --chown=node:node lambdas ./lambdas
 COPY --chown=node:node config ./config
 USER node
 EXPOSE 8080

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startDemoApi, type DemoApi } from '../demo/source-api/server.ts';
 
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 
@@ -13,6 +14,7 @@ interface JobView {
   status: string;
   attempt: number;
   error: { message: string } | null;
+  metrics: Record<string, unknown> | null;
 }
 interface RunView {
   id: number;
@@ -38,6 +40,20 @@ function freePort(preferred: number): Promise<number> {
 const services = spawnSync('bash', ['scripts/ensure-services.sh'], { stdio: 'inherit' });
 if (services.status !== 0) process.exit(1);
 
+// The demo source (config/sources.yaml) reads this local API.
+const DEMO_API_PORT = 8787;
+const DEMO_RECORDS = 10_000;
+let demoApi: DemoApi;
+try {
+  demoApi = await startDemoApi({ port: DEMO_API_PORT, records: DEMO_RECORDS, pageSize: 1000 });
+} catch (error) {
+  console.error(
+    `demo failed: could not start the demo source API on 127.0.0.1:${DEMO_API_PORT}: ${(error as Error).message}`,
+  );
+  process.exit(1);
+}
+console.log(`▶ demo source API on ${demoApi.url} serving ${DEMO_RECORDS} orders`);
+
 const port = await freePort(8080);
 const token = `demo-${randomBytes(16).toString('hex')}`;
 const base = `http://127.0.0.1:${port}`;
@@ -49,7 +65,7 @@ const service = spawn(process.execPath, ['service/main.ts'], {
     ...process.env,
     AFLUENTE_PORT: String(port),
     AFLUENTE_API_TOKENS: `demo=${token}`,
-    AFLUENTE_LOG_LEVEL: 'warn',
+    AFLUENTE_LOG_LEVEL: 'fatal',
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
@@ -58,6 +74,7 @@ const exited = once(service, 'exit');
 async function stopService(): Promise<void> {
   if (service.exitCode === null) service.kill('SIGTERM');
   await exited;
+  await demoApi.close();
 }
 
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
@@ -86,7 +103,11 @@ try {
   for (;;) {
     run = await api<RunView>(`/runs/${created.id}`);
     for (const job of run.jobs) {
-      const line = `${job.status}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}`;
+      const m = job.metrics ?? {};
+      const facts = ['fetched', 'valid', 'rejected', 'pages', 'files']
+        .filter((k) => typeof m[k] === 'number')
+        .map((k) => `${k} ${String(m[k])}`);
+      const line = `${job.status}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}${facts.length ? `: ${facts.join(', ')}` : ''}`;
       if (seen.get(job.stage) !== line) console.log(`  ${job.stage.padEnd(10)} ${line}`);
       seen.set(job.stage, line);
     }
@@ -95,6 +116,9 @@ try {
   }
 
   console.log(`\n▶ run ${run.id} ${run.status}`);
+  console.log(
+    `  records fetched: ${String((run.counts.fetched as number | null) ?? 0)} (the demo API served ${demoApi.stats().requests} requests)`,
+  );
   if (run.status === 'COMPLETED') {
     console.log(`  counts: ${JSON.stringify(run.counts)}`);
     exitCode = 0;

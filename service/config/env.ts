@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Type, type Static } from 'typebox';
+import type { IngestLimits } from '../../contract/ingest.ts';
 
 /** The roles one process can play; `AFLUENTE_ROLES` picks a subset so ECS can split them. */
 export const ROLES = ['api', 'scheduler', 'worker'] as const;
@@ -39,6 +40,62 @@ const EnvSchema = Type.Object({
     default: 'file://./.data/lake',
     pattern: '^(file|s3)://.+',
     description: 'a lake root like file://./.data/lake or s3://bucket/prefix',
+  }),
+  AFLUENTE_S3_ENDPOINT: Type.String({
+    default: '',
+    pattern: '^(https?://.+)?$',
+    description: 'empty, or the URL of an S3-compatible server (MinIO, moto) for an s3:// lake',
+  }),
+  AFLUENTE_LAMBDA_INVOKER: Type.Enum(['local'], {
+    default: 'local',
+    description: 'local (each Lambda runs in a child process of the service)',
+  }),
+  AFLUENTE_LAMBDA_MEMORY_MB: Type.Integer({
+    default: 512,
+    minimum: 128,
+    maximum: 10240,
+    description: 'megabytes of memory per Lambda invocation, from 128 to 10240 (locally it caps the V8 heap)',
+  }),
+  AFLUENTE_INGEST_TIME_LIMIT_MS: Type.Integer({
+    default: 900_000,
+    minimum: 1,
+    description: 'milliseconds one ingest invocation may run before it hands over (Lambda: 900000)',
+  }),
+  AFLUENTE_INGEST_SAFETY_MARGIN_MS: Type.Integer({
+    default: 60_000,
+    minimum: 0,
+    description: 'milliseconds left unused at the end of an ingest invocation',
+  }),
+  AFLUENTE_INGEST_PART_MAX_RECORDS: Type.Integer({
+    default: 100_000,
+    minimum: 1,
+    description: 'records per raw part, at least 1',
+  }),
+  AFLUENTE_INGEST_PART_MAX_BYTES: Type.Integer({
+    default: 67_108_864,
+    minimum: 1024,
+    description: 'uncompressed bytes per raw part, at least 1024',
+  }),
+  AFLUENTE_INGEST_MAX_RESPONSE_BYTES: Type.Integer({
+    default: 33_554_432,
+    minimum: 1024,
+    description: 'the largest page body accepted, in bytes, at least 1024',
+  }),
+  AFLUENTE_INGEST_MAX_RETRIES: Type.Integer({
+    default: 5,
+    minimum: 0,
+    maximum: 20,
+    description: 'an integer from 0 to 20',
+  }),
+  AFLUENTE_INGEST_RETRY_BASE_MS: Type.Integer({
+    default: 500,
+    minimum: 1,
+    description: 'milliseconds, at least 1',
+  }),
+  AFLUENTE_INGEST_RETRY_MAX_MS: Type.Integer({
+    default: 30_000,
+    minimum: 1,
+    description: 'milliseconds, at least 1',
   }),
   AFLUENTE_SOURCES_FILE: Type.String({
     default: 'config/sources.yaml',
@@ -133,7 +190,10 @@ export interface Config {
   mysql: { url: string };
   redis: { url: string };
   warehouse: { url: string };
-  lake: { uri: string };
+  lake: { uri: string; s3Endpoint?: string };
+  lambda: { invoker: 'local'; memoryMb: number };
+  /** How ingest invocations page, retry, rotate parts and hand over (see IngestLimits). */
+  ingest: Omit<IngestLimits, 'deadline'>;
   sourcesFile: string;
   roles: ReadonlySet<Role>;
   log: { level: (typeof LOG_LEVELS)[number] };
@@ -213,7 +273,21 @@ export function loadConfig(
     mysql: { url: valid.AFLUENTE_MYSQL_URL },
     redis: { url: valid.AFLUENTE_REDIS_URL },
     warehouse: { url: valid.AFLUENTE_WAREHOUSE_URL },
-    lake: { uri: valid.AFLUENTE_LAKE_URI },
+    lake: {
+      uri: valid.AFLUENTE_LAKE_URI,
+      ...(valid.AFLUENTE_S3_ENDPOINT ? { s3Endpoint: valid.AFLUENTE_S3_ENDPOINT } : {}),
+    },
+    lambda: { invoker: valid.AFLUENTE_LAMBDA_INVOKER, memoryMb: valid.AFLUENTE_LAMBDA_MEMORY_MB },
+    ingest: {
+      timeLimitMs: valid.AFLUENTE_INGEST_TIME_LIMIT_MS,
+      safetyMarginMs: valid.AFLUENTE_INGEST_SAFETY_MARGIN_MS,
+      partMaxRecords: valid.AFLUENTE_INGEST_PART_MAX_RECORDS,
+      partMaxBytes: valid.AFLUENTE_INGEST_PART_MAX_BYTES,
+      maxResponseBytes: valid.AFLUENTE_INGEST_MAX_RESPONSE_BYTES,
+      maxRetries: valid.AFLUENTE_INGEST_MAX_RETRIES,
+      retryBaseMs: valid.AFLUENTE_INGEST_RETRY_BASE_MS,
+      retryMaxMs: valid.AFLUENTE_INGEST_RETRY_MAX_MS,
+    },
     sourcesFile: valid.AFLUENTE_SOURCES_FILE,
     roles: new Set(valid.AFLUENTE_ROLES.split(',') as Role[]),
     log: { level: valid.AFLUENTE_LOG_LEVEL },

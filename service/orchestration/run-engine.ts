@@ -2,11 +2,11 @@ import { OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-o
 import type { Stage } from '../../contract/stages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { Job, Run, type ErrorInfo } from '../state/entities/index.ts';
+import { Job, LakeFile, Run, type ErrorInfo } from '../state/entities/index.ts';
 import { Status, isTerminal } from '../state/status.ts';
 import { transitionJob, transitionRun } from '../state/transitions.ts';
 import { queueJobId, type JobCatalog, type StageJobData } from './catalog.ts';
-import type { StageOutcome } from './stage-handler.ts';
+import type { OutputFile, StageOutcome } from './stage-handler.ts';
 
 /** The small set of things the orchestration classes share. No DI framework: one object, passed in. */
 export interface EngineResources {
@@ -107,6 +107,7 @@ export class RunEngine {
         transitionJob(job, Status.Completed);
         job.metrics = { ...job.metrics, ...outcome.metrics, ...outcome.counts };
         addCounts(run, outcome);
+        await recordFiles(em, run, job, outcome.files ?? []);
         const stageDone = (): void => this.res.metrics.stageFinished(run.source, job.stage, 'completed', job);
 
         const nextStage = run.plan[run.plan.indexOf(job.stage) + 1];
@@ -204,6 +205,30 @@ export class RunEngine {
 
 export function dispatchOf(job: Job): Dispatch {
   return { stage: job.stage, data: { runId: job.run.id, jobId: job.id, runAttempt: job.runAttempt } };
+}
+
+/**
+ * Records a stage's lake files in the transaction that completes it. Keys are deterministic, so a retried stage
+ * finds its earlier rows by URI and updates them instead of adding duplicates.
+ */
+async function recordFiles(em: EntityManager, run: Run, job: Job, files: OutputFile[]): Promise<void> {
+  if (files.length === 0) return;
+  const existing = await em.find(LakeFile, { uri: { $in: files.map((f) => f.uri) } });
+  const byUri = new Map(existing.map((f) => [f.uri, f]));
+  for (const file of files) {
+    const data = {
+      layer: file.layer,
+      table: file.table ?? null,
+      records: file.records ?? null,
+      bytes: file.bytes,
+      sha256: file.sha256 ?? null,
+      run,
+      producedBy: job,
+    };
+    const row = byUri.get(file.uri);
+    if (row) em.assign(row, data);
+    else em.create(LakeFile, { uri: file.uri, ...data });
+  }
 }
 
 function addCounts(run: Run, outcome: StageOutcome): void {

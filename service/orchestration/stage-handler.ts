@@ -1,13 +1,25 @@
+import type { Layer } from '../../contract/lake-layout.ts';
 import type { Stage } from '../../contract/stages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Job, Run } from '../state/entities/index.ts';
 import type { StagePayloads } from './catalog.ts';
+
+/** A lake file a stage committed; recorded as a LakeFile produced by the stage's job. */
+export interface OutputFile {
+  uri: string;
+  layer: Layer;
+  table?: string;
+  records?: number;
+  bytes: number;
+  sha256?: string;
+}
 
 /** What a stage reports when it succeeds. Counts add to the run's; metrics are stored on the job. */
 export interface StageOutcome {
   counts?: { fetched?: number; valid?: number; rejected?: number };
   rows?: Record<string, number>;
   metrics?: Record<string, unknown>;
+  files?: OutputFile[];
 }
 
 export interface StageContext<S extends Stage> {
@@ -29,17 +41,31 @@ export type StageHandlers = { [S in Stage]: StageHandler<S> };
 /** Why a running stage was told to stop. */
 export type StopReason = { kind: 'timeout'; afterMs: number } | { kind: 'cancelled' } | { kind: 'shutdown' };
 
+/** Where a failure happened, when it was an HTTP request: recorded on the job and the run. */
+export interface FailureDetails {
+  httpStatus?: number;
+  /** With credentials removed. */
+  url?: string;
+}
+
+/** A stage failure with a machine reason and details; BullMQ retries it while attempts are left. */
+export class StageError extends Error {
+  override name = 'StageError';
+  readonly reason: string;
+  readonly details: FailureDetails;
+  constructor(reason: string, message: string, details: FailureDetails = {}) {
+    super(message);
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
 /**
  * A failure no retry can fix: a bad source config, a 401 from the source, a stage that doesn't exist yet.
  * The job fails at once, whatever attempts are left.
  */
-export class NonRetryableError extends Error {
+export class NonRetryableError extends StageError {
   override name = 'NonRetryableError';
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
 }
 
 /**

@@ -13,6 +13,7 @@ import type { StageQueues } from './queues.ts';
 import type { RunEngine, EngineResources } from './run-engine.ts';
 import {
   NonRetryableError,
+  StageError,
   type StageHandler,
   type StageHandlers,
   type StopReason,
@@ -173,8 +174,8 @@ function errorInfo(error: unknown, stage: Stage, attempt: number, stopped?: Stop
       attempt,
     };
   }
-  if (error instanceof NonRetryableError)
-    return { reason: error.reason, message: error.message, stage, attempt };
+  if (error instanceof StageError)
+    return { reason: error.reason, message: error.message, stage, attempt, ...error.details };
   const message = error instanceof Error ? error.message : String(error);
   return { reason: 'error', message, stage, attempt };
 }

@@ -7,6 +7,9 @@ import { RunEngine, type EngineResources } from '../orchestration/run-engine.ts'
 import { DEFAULT_STAGE_HANDLERS, type StageHandlers } from '../orchestration/stage-handler.ts';
 import { StageWorkers } from '../orchestration/stage-workers.ts';
 import { RunService } from '../runs/run-service.ts';
+import { InvocationEvents } from '../invocation/events.ts';
+import { LocalLambdaInvoker } from '../invocation/local-invoker.ts';
+import { ingestStage } from '../stages/ingest.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,6 +19,7 @@ declare module 'fastify' {
     dispatcher: Dispatcher;
     /** Present when this process plays the worker role. */
     workers?: StageWorkers;
+    invocationEvents: InvocationEvents;
   }
 }
 
@@ -48,8 +52,26 @@ export default fp<OrchestrationOptions>(
     app.decorate('dispatcher', dispatcher);
     app.metrics.queueDepth(() => queues.depth());
 
+    // Lambda results come back as events; the hub hands each to the worker waiting for it, on any instance.
+    const events = new InvocationEvents(connection, config.queue.prefix);
+    app.decorate('invocationEvents', events);
+
     if (config.roles.has('worker')) {
-      const handlers: StageHandlers = { ...DEFAULT_STAGE_HANDLERS, ...opts.handlers };
+      const invoker = new LocalLambdaInvoker(events, app.log, { memoryMb: config.lambda.memoryMb });
+      app.addHook('onClose', async () => invoker.close());
+      const shipped: StageHandlers = {
+        ...DEFAULT_STAGE_HANDLERS,
+        ingest: ingestStage({
+          orm: app.orm,
+          lake: app.lake,
+          invoker,
+          events,
+          sources: app.sources.sources,
+          limits: config.ingest,
+          timeoutMs: catalog.ingest.timeoutMs,
+        }),
+      };
+      const handlers: StageHandlers = { ...shipped, ...opts.handlers };
       const workers = new StageWorkers(
         res,
         { engine, queues, handlers },
@@ -82,5 +104,5 @@ export default fp<OrchestrationOptions>(
       await connection.quit().catch(() => connection.disconnect());
     });
   },
-  { name: 'orchestration', dependencies: ['config', 'orm', 'metrics'] },
+  { name: 'orchestration', dependencies: ['config', 'orm', 'metrics', 'lake'] },
 );

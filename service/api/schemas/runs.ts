@@ -13,6 +13,8 @@ const ErrorInfoSchema = Type.Union([
     stage: Type.Optional(StageSchema),
     attempt: Type.Optional(Type.Integer()),
     logs: Type.Optional(Type.String()),
+    httpStatus: Type.Optional(Type.Integer()),
+    url: Type.Optional(Type.String()),
   }),
   Type.Null(),
 ]);

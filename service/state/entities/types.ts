@@ -8,6 +8,9 @@ export interface ErrorInfo {
   attempt?: number;
   /** Where the logs are: a CloudWatch stream, an EMR log URI, or a local file. */
   logs?: string;
+  /** For a failed HTTP request: its status and its URL, with credentials removed. */
+  httpStatus?: number;
+  url?: string;
 }
 
 /** What a caller may set on a run: a time window or an explicit cursor for the source. */

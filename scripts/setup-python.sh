@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Python tooling the tests use (requirements.txt) into .venv. Runs before every `npm test`, so it
+# does nothing when the venv already matches requirements.txt: the hash of the file it last installed is kept
+# in .venv/.requirements.sha256.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+
+if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+
+echo 'afluente: installing the Python test tools into .venv (pip install -r requirements.txt)' >&2
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+echo "$want" >"$stamp"

@@ -1,0 +1,153 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/mysql';
+import type {
+  IngestContinuation,
+  IngestManifest,
+  IngestRequest,
+  IngestResult,
+} from '../../contract/ingest.ts';
+import { runDate } from '../../contract/lake-layout.ts';
+import type { Lake } from '../../lib/lake/lake.ts';
+import type { Config } from '../config/env.ts';
+import type { LoadedSource } from '../config/sources.ts';
+import type { InvocationEvents } from '../invocation/events.ts';
+import type { LambdaInvoker } from '../invocation/invoker.ts';
+import {
+  NonRetryableError,
+  StageError,
+  type StageContext,
+  type StageHandler,
+} from '../orchestration/stage-handler.ts';
+import { Job, SourceState } from '../state/entities/index.ts';
+
+export interface IngestStageDeps {
+  orm: MikroORM;
+  lake: Lake;
+  invoker: LambdaInvoker;
+  events: InvocationEvents;
+  sources: ReadonlyMap<string, LoadedSource>;
+  limits: Config['ingest'];
+  /** How long the whole stage may take (the catalog's timeout); it becomes the Lambda's deadline. */
+  timeoutMs: number;
+}
+
+/** What the ingest job keeps in its params between invocations, so a restarted worker resumes at the seam. */
+interface IngestProgress {
+  continuation: IngestContinuation | null;
+  invocations: number;
+}
+
+/**
+ * The ingest stage as the worker runs it: invoke the ingest Lambda, wait for its result event, and invoke it
+ * again with the continuation until the source is exhausted; then read the manifest and report its files. The
+ * cursor is not advanced here: only the transaction that completes the run does that.
+ */
+export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
+  return async (ctx) => {
+    const source = deps.sources.get(ctx.run.source);
+    if (!source)
+      throw new NonRetryableError(
+        'unknown_source',
+        `source "${ctx.run.source}" is no longer in the sources file`,
+      );
+    const { name, schemaPath: _schemaPath, schemaDocument: _schemaDocument, ...config } = source;
+    const cursor =
+      ctx.run.params?.cursor ?? (await storedCursor(deps.orm, name)) ?? config.incremental?.initial ?? null;
+    const progress = (ctx.job.params?.ingest as IngestProgress | undefined) ?? {
+      continuation: null,
+      invocations: 0,
+    };
+    // The catalog's timeout is per attempt, and so is the deadline the Lambda works to.
+    const deadline = Date.now() + deps.timeoutMs;
+
+    for (;;) {
+      const invocationId = `job-${ctx.job.id}.${ctx.job.attempt}.${progress.invocations}`;
+      const request: IngestRequest = {
+        invocationId,
+        runId: ctx.run.id,
+        jobId: ctx.job.id,
+        source: name,
+        config,
+        dt: runDate(ctx.run.createdAt),
+        lakeRoot: deps.lake.root,
+        cursor,
+        continuation: progress.continuation,
+        limits: { ...deps.limits, deadline },
+      };
+      const result = await invoke(deps, ctx, request);
+      progress.invocations += 1;
+      switch (result.kind) {
+        case 'continue':
+          progress.continuation = result.continuation;
+          await saveProgress(deps.orm, ctx.job.id, progress);
+          ctx.logger.info(
+            { records: result.records, pages: result.pages },
+            'ingest continues in a new invocation',
+          );
+          continue;
+        case 'failed': {
+          const { reason, message, httpStatus, url, retryable } = result.error;
+          const details = {
+            ...(httpStatus === undefined ? {} : { httpStatus }),
+            ...(url === undefined ? {} : { url }),
+          };
+          // The saved continuation still points just past the last committed segment, so a retry resumes there.
+          throw retryable
+            ? new StageError(reason, message, details)
+            : new NonRetryableError(reason, message, details);
+        }
+        case 'done': {
+          const manifest = JSON.parse(
+            (await deps.lake.getBytes(result.manifestKey)).toString('utf8'),
+          ) as IngestManifest;
+          return {
+            counts: { fetched: manifest.records },
+            files: manifest.files.map((f) => ({
+              uri: deps.lake.uri(f.key),
+              layer: 'raw' as const,
+              records: f.records,
+              bytes: f.bytes,
+              sha256: f.sha256,
+            })),
+            metrics: {
+              pages: manifest.pages,
+              bytes: manifest.bytes,
+              files: manifest.files.length,
+              invocations: progress.invocations,
+              manifest: deps.lake.uri(result.manifestKey),
+              nextCursor: manifest.nextCursor,
+            },
+          };
+        }
+      }
+    }
+  };
+}
+
+async function invoke(
+  deps: IngestStageDeps,
+  ctx: StageContext<'ingest'>,
+  request: IngestRequest,
+): Promise<IngestResult> {
+  await deps.orm.em.fork().nativeUpdate(Job, { id: ctx.job.id }, { externalId: request.invocationId });
+  await deps.invoker.invoke('ingest', request.invocationId, request);
+  const onAbort = (): void => deps.invoker.cancel(request.invocationId);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const event = await deps.events.wait(request.invocationId, ctx.signal);
+    if (event.outcome === 'failure') throw new StageError(event.error.reason, event.error.message);
+    return event.result;
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+async function storedCursor(orm: MikroORM, source: string): Promise<string | null> {
+  const state = await orm.em.fork().findOne(SourceState, source);
+  return state?.cursor ?? null;
+}
+
+async function saveProgress(orm: MikroORM, jobId: number, progress: IngestProgress): Promise<void> {
+  const em = orm.em.fork() as EntityManager;
+  const job = await em.findOneOrFail(Job, jobId, { fields: ['params'] });
+  await em.nativeUpdate(Job, { id: jobId }, { params: { ...job.params, ingest: progress } });
+}
