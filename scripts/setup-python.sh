@@ -15,5 +15,8 @@ fi
 
 echo 'afluente: installing the Python test tools into .venv (pip install -r requirements.txt)' >&2
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# This machine's pip config names local mirror folders that may not exist; pip warns about each one on every
+# package. Those lines are noise, so they are dropped; every other line, and pip's exit code, get through.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 |
+  { grep -v "^WARNING: Location 'file://.*' is ignored" || true; }
 echo "$want" >"$stamp"

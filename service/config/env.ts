@@ -133,6 +133,11 @@ const EnvSchema = Type.Object({
     maximum: 60000,
     description: 'milliseconds from 100 to 60000',
   }),
+  AFLUENTE_LOCK_DURATION_MS: Type.Integer({
+    default: 30_000,
+    minimum: 1000,
+    description: 'milliseconds after which the job of a dead worker is taken over, at least 1000',
+  }),
   AFLUENTE_DISPATCH_INTERVAL_MS: Type.Integer({
     default: 15000,
     minimum: 100,
@@ -197,7 +202,7 @@ export interface Config {
   sourcesFile: string;
   roles: ReadonlySet<Role>;
   log: { level: (typeof LOG_LEVELS)[number] };
-  queue: { prefix: string; concurrency: number; heartbeatMs: number; dispatchIntervalMs: number };
+  queue: { prefix: string; concurrency: number; heartbeatMs: number; lockDurationMs: number; dispatchIntervalMs: number };
   shutdownGraceMs: number;
   migrateOnStart: boolean;
   metrics: { emf: boolean; namespace: string };
@@ -295,6 +300,7 @@ export function loadConfig(
       prefix: valid.AFLUENTE_QUEUE_PREFIX,
       concurrency: valid.AFLUENTE_WORKER_CONCURRENCY,
       heartbeatMs: valid.AFLUENTE_HEARTBEAT_MS,
+      lockDurationMs: valid.AFLUENTE_LOCK_DURATION_MS,
       dispatchIntervalMs: valid.AFLUENTE_DISPATCH_INTERVAL_MS,
     },
     shutdownGraceMs: valid.AFLUENTE_SHUTDOWN_GRACE_MS,

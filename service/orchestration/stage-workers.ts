@@ -26,6 +26,11 @@ export interface StageWorkersOptions {
   concurrency: number;
   /** How often a running job stamps its heartbeat and checks for a cancel. */
   heartbeatMs: number;
+  /**
+   * A worker that dies holding a job loses its lock after this long; another worker then takes the job over
+   * (BullMQ's stalled-job check runs at the same interval).
+   */
+  lockDurationMs: number;
 }
 
 const SHUTDOWN = 'shutdown';
@@ -56,9 +61,18 @@ export class StageWorkers {
       const worker = new Worker<StageJobData>(
         stage,
         (job, token, signal) => this.process(stage, job, token, signal),
-        { connection: options.connection, prefix: options.prefix, concurrency: options.concurrency },
+        {
+          connection: options.connection,
+          prefix: options.prefix,
+          concurrency: options.concurrency,
+          lockDuration: options.lockDurationMs,
+          stalledInterval: options.lockDurationMs,
+        },
       );
       worker.on('error', (error) => res.logger.error({ err: error, stage }, 'stage worker error'));
+      worker.on('failed', (job, error) => {
+        if (job) void this.recordQueueFailure(stage, job, error);
+      });
       return worker;
     });
   }
@@ -78,6 +92,21 @@ export class StageWorkers {
     this.res.logger.warn({ graceMs }, 'jobs still running after the grace period: releasing them');
     for (const worker of this.workers) worker.cancelAllJobs(SHUTDOWN);
     await closing;
+  }
+
+  /**
+   * BullMQ fails a job by itself when it stalls more often than it allows (workers dying while holding it). The
+   * processor never sees that, so the job would stay RUNNING in MySQL; this records the failure there. Failures
+   * the processor already recorded are no-ops here, because the MySQL job is no longer RUNNING.
+   */
+  private async recordQueueFailure(stage: Stage, job: QueueJob<StageJobData>, error: Error): Promise<void> {
+    try {
+      if (!(await job.isFailed())) return;
+      const info: ErrorInfo = { reason: 'stalled', message: `stage "${stage}": ${error.message}`, stage, attempt: job.attemptsMade };
+      await this.engine.fail(job.data.jobId, info, true);
+    } catch (failure) {
+      this.res.logger.error({ err: failure, stage, jobId: job.data.jobId }, 'could not record a queue failure');
+    }
   }
 
   private async process<S extends Stage>(

@@ -80,6 +80,7 @@ export default fp<OrchestrationOptions>(
           prefix: config.queue.prefix,
           concurrency: config.queue.concurrency,
           heartbeatMs: config.queue.heartbeatMs,
+          lockDurationMs: config.queue.lockDurationMs,
         },
       );
       await workers.waitUntilReady();
