@@ -202,7 +202,13 @@ export interface Config {
   sourcesFile: string;
   roles: ReadonlySet<Role>;
   log: { level: (typeof LOG_LEVELS)[number] };
-  queue: { prefix: string; concurrency: number; heartbeatMs: number; lockDurationMs: number; dispatchIntervalMs: number };
+  queue: {
+    prefix: string;
+    concurrency: number;
+    heartbeatMs: number;
+    lockDurationMs: number;
+    dispatchIntervalMs: number;
+  };
   shutdownGraceMs: number;
   migrateOnStart: boolean;
   metrics: { emf: boolean; namespace: string };

@@ -102,10 +102,18 @@ export class StageWorkers {
   private async recordQueueFailure(stage: Stage, job: QueueJob<StageJobData>, error: Error): Promise<void> {
     try {
       if (!(await job.isFailed())) return;
-      const info: ErrorInfo = { reason: 'stalled', message: `stage "${stage}": ${error.message}`, stage, attempt: job.attemptsMade };
+      const info: ErrorInfo = {
+        reason: 'stalled',
+        message: `stage "${stage}": ${error.message}`,
+        stage,
+        attempt: job.attemptsMade,
+      };
       await this.engine.fail(job.data.jobId, info, true);
     } catch (failure) {
-      this.res.logger.error({ err: failure, stage, jobId: job.data.jobId }, 'could not record a queue failure');
+      this.res.logger.error(
+        { err: failure, stage, jobId: job.data.jobId },
+        'could not record a queue failure',
+      );
     }
   }
 

@@ -34,8 +34,12 @@ describe('ingest into an s3:// lake', () => {
     expect(result).toMatchObject({ kind: 'done', records: RECORDS });
     const manifest = await readManifest(lake);
     expect(manifest.files.length).toBe(4);
-    expect((await readRecords(lake, manifest)).map((r) => r.id)).toEqual(Array.from({ length: RECORDS }, (_, i) => i + 1));
-    expect(lake.uri(manifest.files[0]?.key ?? '')).toBe('s3://afluente-lake/lake/raw/source=demo/dt=2026-01-31/run=7/part-00000.ndjson.gz');
+    expect((await readRecords(lake, manifest)).map((r) => r.id)).toEqual(
+      Array.from({ length: RECORDS }, (_, i) => i + 1),
+    );
+    expect(lake.uri(manifest.files[0]?.key ?? '')).toBe(
+      's3://afluente-lake/lake/raw/source=demo/dt=2026-01-31/run=7/part-00000.ndjson.gz',
+    );
 
     await ingestAll(request(config, lake), lake);
     expect(await readManifest(lake)).toEqual(manifest);

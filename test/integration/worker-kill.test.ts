@@ -23,9 +23,15 @@ beforeAll(async () => {
   // Page 2 is slow, so the ingest is surely in flight when the service is killed.
   api = await startDemoApi({ records: RECORDS, faults: { slow: { pages: [2], delayMs: 1500 } } });
   dir = await mkdtemp(join(tmpdir(), 'afluente-kill-'));
-  const yaml = (await readFile('config/sources.yaml', 'utf8')).replace('http://127.0.0.1:8787/orders', `${api.url}/orders`);
+  const yaml = (await readFile('config/sources.yaml', 'utf8')).replace(
+    'http://127.0.0.1:8787/orders',
+    `${api.url}/orders`,
+  );
   await copyFile('config/schemas/orders.schema.json', join(dir, 'orders.schema.json'));
-  await writeFile(join(dir, 'sources.yaml'), yaml.replace('schemas/orders.schema.json', 'orders.schema.json'));
+  await writeFile(
+    join(dir, 'sources.yaml'),
+    yaml.replace('schemas/orders.schema.json', 'orders.schema.json'),
+  );
 });
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL');
@@ -50,10 +56,14 @@ async function startService(port: number): Promise<ChildProcess> {
     stdio: 'ignore',
   });
   children.push(child);
-  await waitFor(async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined);
-    return res?.status === 200 ? true : undefined;
-  }, 'the service to be ready', 30_000);
+  await waitFor(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined);
+      return res?.status === 200 ? true : undefined;
+    },
+    'the service to be ready',
+    30_000,
+  );
   return child;
 }
 
@@ -65,7 +75,9 @@ interface RunView {
   files: { records: number }[];
 }
 async function getRun(port: number, id: number): Promise<RunView> {
-  const res = await fetch(`http://127.0.0.1:${port}/runs/${id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const res = await fetch(`http://127.0.0.1:${port}/runs/${id}`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
   return (await res.json()) as RunView;
 }
 
@@ -75,36 +87,47 @@ async function orphanedRunners(): Promise<string[]> {
 }
 
 describe('a worker killed mid-ingest', () => {
-  it('leaves no handler behind, and another service process finishes the ingest exactly once', { timeout: 90_000 }, async () => {
-    const first = await freePort();
-    const a = await startService(first);
-    const created = await fetch(`http://127.0.0.1:${first}/runs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ source: 'demo' }),
-    });
-    const { id } = (await created.json()) as { id: number };
-    await waitFor(async () => (api.stats().byPath['/orders'] ?? 0) >= 2 ? true : undefined, 'the second page to be requested');
-    expect((await getRun(first, id)).jobs[0]).toMatchObject({ stage: 'ingest', status: 'RUNNING' });
+  it(
+    'leaves no handler behind, and another service process finishes the ingest exactly once',
+    { timeout: 90_000 },
+    async () => {
+      const first = await freePort();
+      const a = await startService(first);
+      const created = await fetch(`http://127.0.0.1:${first}/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: 'demo' }),
+      });
+      const { id } = (await created.json()) as { id: number };
+      await waitFor(
+        async () => ((api.stats().byPath['/orders'] ?? 0) >= 2 ? true : undefined),
+        'the second page to be requested',
+      );
+      expect((await getRun(first, id)).jobs[0]).toMatchObject({ stage: 'ingest', status: 'RUNNING' });
 
-    const exited = once(a, 'exit');
-    a.kill('SIGKILL');
-    await exited;
-    await waitFor(async () => ((await orphanedRunners()).length === 0 ? true : undefined), 'the handler process to exit', 10_000);
+      const exited = once(a, 'exit');
+      a.kill('SIGKILL');
+      await exited;
+      await waitFor(
+        async () => ((await orphanedRunners()).length === 0 ? true : undefined),
+        'the handler process to exit',
+        10_000,
+      );
 
-    const second = await freePort();
-    await startService(second);
-    const ingest = await waitFor(
-      async () => {
-        const job = (await getRun(second, id)).jobs.find((j) => j.stage === 'ingest');
-        return job?.status === 'COMPLETED' || job?.status === 'FAILED' ? job : undefined;
-      },
-      'the ingest job to finish in the second service',
-      60_000,
-    );
-    expect(ingest.status).toBe('COMPLETED');
-    const run = await getRun(second, id);
-    expect(run.counts.fetched).toBe(RECORDS);
-    expect(run.files.reduce((n, f) => n + f.records, 0)).toBe(RECORDS);
-  });
+      const second = await freePort();
+      await startService(second);
+      const ingest = await waitFor(
+        async () => {
+          const job = (await getRun(second, id)).jobs.find((j) => j.stage === 'ingest');
+          return job?.status === 'COMPLETED' || job?.status === 'FAILED' ? job : undefined;
+        },
+        'the ingest job to finish in the second service',
+        60_000,
+      );
+      expect(ingest.status).toBe('COMPLETED');
+      const run = await getRun(second, id);
+      expect(run.counts.fetched).toBe(RECORDS);
+      expect(run.files.reduce((n, f) => n + f.records, 0)).toBe(RECORDS);
+    },
+  );
 });
