@@ -1,8 +1,10 @@
 import type { IngestRequest, IngestResult, StageFailure } from './ingest.ts';
+import type { ValidateRequest, ValidateResult } from './validate.ts';
 
 /** The Lambda functions, and what each takes and returns. */
 export interface Functions {
   ingest: { request: IngestRequest; result: IngestResult };
+  validate: { request: ValidateRequest; result: ValidateResult };
 }
 export type FunctionName = keyof Functions;
 

@@ -40,3 +40,13 @@ export function runDate(createdAt: Date): string {
 export function segmentKey(prefix: string, segment: number): string {
   return `${prefix}_segments/segment-${String(segment).padStart(5, '0')}.json`;
 }
+
+/** The marker a validate group writes last, under the validated prefix. */
+export function groupManifestKey(prefix: string, group: number): string {
+  return `${prefix}_groups/group-${String(group).padStart(5, '0')}.json`;
+}
+
+/** `part-<group>-<index>.ndjson.gz`: groups write side by side without sharing a key. */
+export function groupPartKey(prefix: string, group: number, index: number): string {
+  return `${prefix}part-${String(group).padStart(5, '0')}-${String(index).padStart(5, '0')}.ndjson.gz`;
+}

@@ -289,6 +289,19 @@ export const QualitySchema = Type.Object(
 );
 export type Quality = Static<typeof QualitySchema>;
 
+export const TransformsSchema = Type.Object(
+  {
+    /** Trim leading and trailing white space from every string. @default false */
+    trimStrings: Type.Boolean({ default: false }),
+    /** Rewrite every value the schema declares `format: date-time` as UTC ISO-8601 (`…Z`). @default true */
+    timestampsToUtc: Type.Boolean({ default: true }),
+    /** Turn numeric strings into numbers where the schema says `number` or `integer`. @default false */
+    coerceNumbers: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type Transforms = Static<typeof TransformsSchema>;
+
 // Defaults live in the schema so the loader applies them by validating (ajv's useDefaults). A
 // consumer that validates an already-normalized config must not turn useDefaults on: ajv refuses
 // defaults inside the pagination and auth unions.
@@ -319,6 +332,8 @@ export const SourceConfigSchema = Type.Object(
     }),
     /** @default { maxRejectRatio: 0.05 } */
     quality: QualitySchema,
+    /** What the validate stage changes before it checks a record against the schema. */
+    transforms: TransformsSchema,
   },
   { additionalProperties: false },
 );

@@ -10,6 +10,7 @@ interface RunMessage {
 
 const HANDLERS: Record<FunctionName, () => Promise<(request: never) => Promise<unknown>>> = {
   ingest: async () => (await import('./ingest/handler.ts')).handler,
+  validate: async () => (await import('./validate/handler.ts')).handler,
 };
 
 process.on('disconnect', () => process.exit(1));

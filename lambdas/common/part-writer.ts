@@ -9,6 +9,8 @@ export interface PartWriterOptions {
   prefix: string;
   /** The index of the first part this writer opens. */
   startIndex: number;
+  /** The key of the part with this index. @default partKey(prefix, index) */
+  key?: (index: number) => string;
   /** Close a part after this many records... */
   maxRecords: number;
   /** ...or this many uncompressed bytes. */
@@ -105,7 +107,7 @@ export class PartWriter {
   }
 
   private open(): OpenPart {
-    const key = partKey(this.options.prefix, this.index);
+    const key = this.options.key ? this.options.key(this.index) : partKey(this.options.prefix, this.index);
     this.index += 1;
     // Large output chunks: a page compresses in a few callbacks instead of one per 16 KiB.
     const gzip = createGzip({ chunkSize: 128 * 1024 });

@@ -1,5 +1,5 @@
 import type { Auth } from '../../contract/source-config.ts';
-import { IngestError } from './errors.ts';
+import { HandlerError } from '../common/errors.ts';
 
 export interface AuthParts {
   headers: Record<string, string>;
@@ -16,7 +16,7 @@ export function resolveAuth(source: string, auth: Auth, env: NodeJS.ProcessEnv =
   const read = (name: string, field: string): string => {
     const value = env[name];
     if (!value) {
-      throw new IngestError({
+      throw new HandlerError({
         reason: 'missing_secret',
         message: `source "${source}": environment variable ${name} (auth.${field}) is not set`,
         retryable: false,

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { BlockedAddressError, checkUrl, guardedLookup } from '../common/network-guard.ts';
-import { IngestError, safeUrl } from './errors.ts';
+import { HandlerError, safeUrl } from '../common/errors.ts';
 import { backoffMs, retryAfterMs } from './retry-after.ts';
 
 export interface HttpClientOptions {
@@ -79,7 +79,7 @@ export class HttpClient {
         if (!(error instanceof Retryable)) throw error;
         const safe = safeUrl(url, this.options.secretParams);
         if (attempt >= maxRetries) {
-          throw new IngestError({
+          throw new HandlerError({
             reason: error.httpStatus ? `http_${error.httpStatus}` : 'network',
             message: `${what}: GET ${safe} still failing after ${maxRetries} retries: ${error.message}`,
             retryable: true,
@@ -89,7 +89,7 @@ export class HttpClient {
         }
         const wait = Math.max(error.retryAfter ?? 0, backoffMs(attempt, retryBaseMs, retryMaxMs));
         if (Date.now() + wait > deadline) {
-          throw new IngestError({
+          throw new HandlerError({
             reason: 'deadline',
             message: `${what}: GET ${safe} failed (${error.message}) and the stage deadline leaves no time to retry`,
             retryable: true,
@@ -110,7 +110,7 @@ export class HttpClient {
       try {
         checkUrl(url, allowPrivateNetwork);
       } catch (error) {
-        throw new IngestError({
+        throw new HandlerError({
           reason: 'blocked_address',
           message: `${what}: ${(error as Error).message}`,
           retryable: false,
@@ -139,7 +139,7 @@ export class HttpClient {
       if (statusCode >= 300 && statusCode < 400 && response.headers.location) {
         await response.body.dump();
         if (hop >= MAX_REDIRECTS) {
-          throw new IngestError({
+          throw new HandlerError({
             reason: 'redirects',
             message: `${what}: GET ${safe} redirected more than ${MAX_REDIRECTS} times`,
             retryable: false,
@@ -158,7 +158,7 @@ export class HttpClient {
       }
       if (statusCode < 200 || statusCode >= 300) {
         await response.body.dump();
-        throw new IngestError({
+        throw new HandlerError({
           reason: `http_${statusCode}`,
           message: `${what}: GET ${safe} answered ${statusCode}${TERMINAL_STATUSES.has(statusCode) ? '' : ' (not retried)'}`,
           retryable: false,
@@ -170,7 +170,7 @@ export class HttpClient {
       try {
         raw = await readCapped(response.body, maxResponseBytes, header(response.headers['content-length']));
       } catch (error) {
-        if (error instanceof IngestError) throw error;
+        if (error instanceof HandlerError) throw error;
         if (error instanceof TooLarge) throw tooLarge(what, safe, maxResponseBytes);
         throw this.transportError(error, what, safe);
       }
@@ -194,7 +194,7 @@ export class HttpClient {
   private transportError(error: unknown, what: string, safe: string): Error {
     const blocked = isBlocked(error);
     if (blocked)
-      return new IngestError({
+      return new HandlerError({
         reason: 'blocked_address',
         message: `${what}: ${blocked.message}`,
         retryable: false,
@@ -211,8 +211,8 @@ export class HttpClient {
 
 class TooLarge extends Error {}
 
-function tooLarge(what: string, safe: string, limit: number): IngestError {
-  return new IngestError({
+function tooLarge(what: string, safe: string, limit: number): HandlerError {
+  return new HandlerError({
     reason: 'response_too_large',
     message: `${what}: GET ${safe} returned more than ${limit} bytes (limits.maxResponseBytes); use a smaller page size`,
     retryable: false,

@@ -14,7 +14,7 @@ import { getPath } from '../common/json-path.ts';
 import { PartWriter } from '../common/part-writer.ts';
 import { resolveAuth } from './auth.ts';
 import { laterCursor } from './cursor.ts';
-import { IngestError } from './errors.ts';
+import { HandlerError } from '../common/errors.ts';
 import { HttpClient, type JsonPage } from './http-client.ts';
 import { paginator } from './paginator.ts';
 
@@ -40,7 +40,7 @@ export async function runIngest(request: IngestRequest, deps: IngestDeps): Promi
   try {
     return await ingest(request, deps);
   } catch (error) {
-    if (error instanceof IngestError) return { kind: 'failed', error: error.toFailure() };
+    if (error instanceof HandlerError) return { kind: 'failed', error: error.toFailure() };
     throw error;
   }
 }
@@ -95,11 +95,11 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
     let pagesThisInvocation = 0;
     // The next page is fetched while this one is serialized and compressed; at most one request is ahead.
     let ahead: Promise<JsonPage> | undefined;
-    const loopError = (state: PageState): IngestError | undefined => {
+    const loopError = (state: PageState): HandlerError | undefined => {
       const key = pager.loopKey(state);
       if (key === undefined || !seen.has(key)) return undefined;
       const kind = key.slice(0, key.indexOf(':'));
-      return new IngestError({
+      return new HandlerError({
         reason: 'pagination_loop',
         message: `source "${source}" page ${pages + 1}: the ${kind} ${JSON.stringify(key.slice(kind.length + 1))} was already followed in this run; the API is looping`,
         retryable: false,
@@ -107,7 +107,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
     };
     while (state) {
       if (now() > limits.deadline) {
-        throw new IngestError({
+        throw new HandlerError({
           reason: 'deadline',
           message: `source "${source}": the stage deadline passed after ${pages} pages`,
           retryable: false,
@@ -130,7 +130,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
         return { kind: 'continue', continuation, records, pages };
       }
       if (pages >= config.pagination.maxPages) {
-        throw new IngestError({
+        throw new HandlerError({
           reason: 'too_many_pages',
           message: `source "${source}": more than ${config.pagination.maxPages} pages (pagination.maxPages); is the API paging forever?`,
           retryable: false,
@@ -146,7 +146,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
       ahead = undefined;
       const found = getPath(page.body, config.records);
       if (!Array.isArray(found)) {
-        throw new IngestError({
+        throw new HandlerError({
           reason: 'records_not_array',
           message: `${what}: ${config.records ? `body.${config.records}` : 'the body'} is not an array (check "records" in the source config)`,
           retryable: false,
@@ -172,7 +172,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
           .update(`${lines.length}\n${lines[0]}\n${lines.at(-1)}`)
           .digest('hex');
         if (recentPages.includes(hash)) {
-          throw new IngestError({
+          throw new HandlerError({
             reason: 'repeated_page',
             message: `${what} repeats an earlier page record for record; the API seems to ignore the pagination parameters`,
             retryable: false,

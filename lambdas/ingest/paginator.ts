@@ -1,7 +1,7 @@
 import type { PageState } from '../../contract/ingest.ts';
 import type { Pagination } from '../../contract/source-config.ts';
 import { getPath } from '../common/json-path.ts';
-import { IngestError } from './errors.ts';
+import { HandlerError } from '../common/errors.ts';
 import { nextLink } from './link-header.ts';
 
 export interface FetchedPage {
@@ -65,7 +65,7 @@ export function paginator(pagination: Pagination, base: () => URL): Paginator {
           const token = getPath(page.body, pagination.cursorPath);
           if (token === null || token === undefined || token === '') return null;
           if (typeof token !== 'string' && typeof token !== 'number') {
-            throw new IngestError({
+            throw new HandlerError({
               reason: 'bad_cursor',
               message: `the next-page token at body.${pagination.cursorPath} is not a string or a number`,
               retryable: false,

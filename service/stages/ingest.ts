@@ -1,22 +1,13 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/mysql';
-import type {
-  IngestContinuation,
-  IngestManifest,
-  IngestRequest,
-  IngestResult,
-} from '../../contract/ingest.ts';
+import type { IngestContinuation, IngestManifest, IngestRequest } from '../../contract/ingest.ts';
 import { runDate } from '../../contract/lake-layout.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { Config } from '../config/env.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { InvocationEvents } from '../invocation/events.ts';
+import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
 import type { LambdaInvoker } from '../invocation/invoker.ts';
-import {
-  NonRetryableError,
-  StageError,
-  type StageContext,
-  type StageHandler,
-} from '../orchestration/stage-handler.ts';
+import { NonRetryableError, StageError, type StageHandler } from '../orchestration/stage-handler.ts';
 import { Job, SourceState } from '../state/entities/index.ts';
 
 export interface IngestStageDeps {
@@ -73,7 +64,8 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
         continuation: progress.continuation,
         limits: { ...deps.limits, deadline },
       };
-      const result = await invoke(deps, ctx, request);
+      await deps.orm.em.fork().nativeUpdate(Job, { id: ctx.job.id }, { externalId: invocationId });
+      const result = await invokeAndWait(deps, ctx.signal, 'ingest', request);
       progress.invocations += 1;
       switch (result.kind) {
         case 'continue':
@@ -121,24 +113,6 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
       }
     }
   };
-}
-
-async function invoke(
-  deps: IngestStageDeps,
-  ctx: StageContext<'ingest'>,
-  request: IngestRequest,
-): Promise<IngestResult> {
-  await deps.orm.em.fork().nativeUpdate(Job, { id: ctx.job.id }, { externalId: request.invocationId });
-  await deps.invoker.invoke('ingest', request.invocationId, request);
-  const onAbort = (): void => deps.invoker.cancel(request.invocationId);
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    const event = await deps.events.wait(request.invocationId, ctx.signal);
-    if (event.outcome === 'failure') throw new StageError(event.error.reason, event.error.message);
-    return event.result;
-  } finally {
-    ctx.signal.removeEventListener('abort', onAbort);
-  }
 }
 
 async function storedCursor(orm: MikroORM, source: string): Promise<string | null> {

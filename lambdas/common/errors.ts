@@ -1,8 +1,8 @@
 import type { StageFailure } from '../../contract/ingest.ts';
 
-/** An ingest failure with what the service needs to decide and to tell the operator. */
-export class IngestError extends Error {
-  override name = 'IngestError';
+/** A handled Lambda failure, with what the service needs to decide and to tell the operator. */
+export class HandlerError extends Error {
+  override name = 'HandlerError';
   readonly reason: string;
   readonly retryable: boolean;
   readonly httpStatus?: number;
