@@ -46,15 +46,42 @@ const EnvSchema = Type.Object({
     pattern: '^(https?://.+)?$',
     description: 'empty, or the URL of an S3-compatible server (MinIO, moto) for an s3:// lake',
   }),
-  AFLUENTE_LAMBDA_INVOKER: Type.Enum(['local'], {
+  AFLUENTE_LAMBDA_INVOKER: Type.Enum(['local', 'aws'], {
     default: 'local',
-    description: 'local (each Lambda runs in a child process of the service)',
+    description:
+      'local (each Lambda runs in a child process of the service) or aws (Lambda Invoke, results over SQS)',
+  }),
+  AFLUENTE_LAMBDA_FUNCTIONS: Type.String({
+    default: '',
+    pattern: '^(((ingest|validate)=[A-Za-z0-9:_./$-]+)(,(ingest|validate)=[A-Za-z0-9:_./$-]+)*)?$',
+    description: 'with the aws invoker: ingest=<function name or ARN>,validate=<function name or ARN>',
+  }),
+  AFLUENTE_EVENTS_QUEUE_URL: Type.String({
+    default: '',
+    pattern: '^(https?://.+)?$',
+    description: 'with the aws invoker: the URL of the SQS queue the Lambda destinations deliver results to',
+  }),
+  AFLUENTE_AWS_ENDPOINT: Type.String({
+    default: '',
+    pattern: '^(https?://.+)?$',
+    description: 'empty, or one endpoint for Lambda and SQS (an emulator such as moto)',
   }),
   AFLUENTE_LAMBDA_MEMORY_MB: Type.Integer({
     default: 512,
     minimum: 128,
     maximum: 10240,
     description: 'megabytes of memory per Lambda invocation, from 128 to 10240 (locally it caps the V8 heap)',
+  }),
+  AFLUENTE_VALIDATE_CONCURRENCY: Type.Integer({
+    default: 4,
+    minimum: 1,
+    maximum: 256,
+    description: 'validate invocations run at once per stage, from 1 to 256',
+  }),
+  AFLUENTE_VALIDATE_PARTS_PER_GROUP: Type.Integer({
+    default: 2,
+    minimum: 1,
+    description: 'raw parts one validate invocation handles, at least 1',
   }),
   AFLUENTE_INGEST_TIME_LIMIT_MS: Type.Integer({
     default: 900_000,
@@ -196,9 +223,17 @@ export interface Config {
   redis: { url: string };
   warehouse: { url: string };
   lake: { uri: string; s3Endpoint?: string };
-  lambda: { invoker: 'local'; memoryMb: number };
+  lambda: {
+    invoker: 'local' | 'aws';
+    memoryMb: number;
+    /** The deployed function for each of ours (aws invoker). */
+    functions: Partial<Record<'ingest' | 'validate', string>>;
+    eventsQueueUrl?: string;
+    awsEndpoint?: string;
+  };
   /** How ingest invocations page, retry, rotate parts and hand over (see IngestLimits). */
   ingest: Omit<IngestLimits, 'deadline'>;
+  validate: { concurrency: number; partsPerGroup: number };
   sourcesFile: string;
   roles: ReadonlySet<Role>;
   log: { level: (typeof LOG_LEVELS)[number] };
@@ -270,6 +305,17 @@ export function loadConfig(
   // Tools that never serve the API (migrate, scripts) need no token; anything that may serve it does.
   const tokens =
     requireTokens || valid.AFLUENTE_API_TOKENS ? parseTokens(valid.AFLUENTE_API_TOKENS, problems) : [];
+  if (valid.AFLUENTE_LAMBDA_INVOKER === 'aws') {
+    for (const fn of ['ingest', 'validate']) {
+      if (!valid.AFLUENTE_LAMBDA_FUNCTIONS.split(',').some((p) => p.startsWith(`${fn}=`))) {
+        problems.push(
+          `AFLUENTE_LAMBDA_FUNCTIONS must name the ${fn} function when AFLUENTE_LAMBDA_INVOKER=aws (e.g. ${fn}=afluente-${fn})`,
+        );
+      }
+    }
+    if (!valid.AFLUENTE_EVENTS_QUEUE_URL)
+      problems.push('AFLUENTE_EVENTS_QUEUE_URL must be set when AFLUENTE_LAMBDA_INVOKER=aws');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -288,7 +334,21 @@ export function loadConfig(
       uri: valid.AFLUENTE_LAKE_URI,
       ...(valid.AFLUENTE_S3_ENDPOINT ? { s3Endpoint: valid.AFLUENTE_S3_ENDPOINT } : {}),
     },
-    lambda: { invoker: valid.AFLUENTE_LAMBDA_INVOKER, memoryMb: valid.AFLUENTE_LAMBDA_MEMORY_MB },
+    lambda: {
+      invoker: valid.AFLUENTE_LAMBDA_INVOKER,
+      memoryMb: valid.AFLUENTE_LAMBDA_MEMORY_MB,
+      functions: Object.fromEntries(
+        valid.AFLUENTE_LAMBDA_FUNCTIONS.split(',')
+          .filter(Boolean)
+          .map((pair) => pair.split('=') as [string, string]),
+      ),
+      ...(valid.AFLUENTE_EVENTS_QUEUE_URL ? { eventsQueueUrl: valid.AFLUENTE_EVENTS_QUEUE_URL } : {}),
+      ...(valid.AFLUENTE_AWS_ENDPOINT ? { awsEndpoint: valid.AFLUENTE_AWS_ENDPOINT } : {}),
+    },
+    validate: {
+      concurrency: valid.AFLUENTE_VALIDATE_CONCURRENCY,
+      partsPerGroup: valid.AFLUENTE_VALIDATE_PARTS_PER_GROUP,
+    },
     ingest: {
       timeLimitMs: valid.AFLUENTE_INGEST_TIME_LIMIT_MS,
       safetyMarginMs: valid.AFLUENTE_INGEST_SAFETY_MARGIN_MS,

@@ -135,7 +135,7 @@ export class RunEngine {
    * Records a failed attempt. A final failure fails the job and its run with the error on both; otherwise the
    * job waits for BullMQ's retry as PENDING, with the error of the attempt kept on it.
    */
-  async fail(jobId: number, error: ErrorInfo, final: boolean): Promise<void> {
+  async fail(jobId: number, error: ErrorInfo, final: boolean, partial?: StageOutcome): Promise<void> {
     const record = await retryOnConflict(() =>
       this.em().transactional(async (em): Promise<() => void> => {
         const job = await em.findOneOrFail(Job, jobId, { populate: ['run'] });
@@ -147,6 +147,11 @@ export class RunEngine {
         }
         const run = job.run;
         transitionJob(job, Status.Failed);
+        if (partial) {
+          job.metrics = { ...job.metrics, ...partial.metrics, ...partial.counts };
+          addCounts(run, partial);
+          await recordFiles(em, run, job, partial.files ?? []);
+        }
         const runFailed = !isTerminal(run.status);
         if (runFailed) {
           transitionRun(run, Status.Failed);

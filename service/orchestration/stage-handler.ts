@@ -53,10 +53,13 @@ export class StageError extends Error {
   override name = 'StageError';
   readonly reason: string;
   readonly details: FailureDetails;
-  constructor(reason: string, message: string, details: FailureDetails = {}) {
+  /** What the stage wrote before it failed (a quality gate fails after writing its outputs), recorded with the failure. */
+  readonly partial?: StageOutcome;
+  constructor(reason: string, message: string, details: FailureDetails = {}, partial?: StageOutcome) {
     super(message);
     this.reason = reason;
     this.details = details;
+    this.partial = partial;
   }
 }
 

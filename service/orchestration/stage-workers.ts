@@ -182,7 +182,7 @@ export class StageWorkers {
       }
       const info = errorInfo(error, stage, attempt, stopped);
       const final = error instanceof NonRetryableError || attempt >= (qjob.opts.attempts ?? 1);
-      await this.engine.fail(jobId, info, final);
+      await this.engine.fail(jobId, info, final, error instanceof StageError ? error.partial : undefined);
       // A non-retryable error is an expected outcome with a clear message; a stack adds nothing for the operator.
       const detail = error instanceof NonRetryableError ? { reason: info.reason } : { err: error };
       logger[final ? 'error' : 'warn']({ ...detail, final }, `stage failed: ${info.message}`);

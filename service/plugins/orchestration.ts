@@ -8,8 +8,9 @@ import { DEFAULT_STAGE_HANDLERS, type StageHandlers } from '../orchestration/sta
 import { StageWorkers } from '../orchestration/stage-workers.ts';
 import { RunService } from '../runs/run-service.ts';
 import { InvocationEvents } from '../invocation/events.ts';
-import { LocalLambdaInvoker } from '../invocation/local-invoker.ts';
+import { eventsConsumer, lambdaInvoker } from '../invocation/adapters.ts';
 import { ingestStage } from '../stages/ingest.ts';
+import { validateStage } from '../stages/validate.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,8 +58,13 @@ export default fp<OrchestrationOptions>(
     app.decorate('invocationEvents', events);
 
     if (config.roles.has('worker')) {
-      const invoker = new LocalLambdaInvoker(events, app.log, { memoryMb: config.lambda.memoryMb });
+      const invoker = lambdaInvoker(config, events, app.log);
       app.addHook('onClose', async () => invoker.close());
+      if (config.lambda.invoker === 'aws') {
+        const consumer = eventsConsumer(config, events, app.log);
+        consumer.start();
+        app.addHook('preClose', async () => consumer.stop());
+      }
       const shipped: StageHandlers = {
         ...DEFAULT_STAGE_HANDLERS,
         ingest: ingestStage({
@@ -69,6 +75,15 @@ export default fp<OrchestrationOptions>(
           sources: app.sources.sources,
           limits: config.ingest,
           timeoutMs: catalog.ingest.timeoutMs,
+        }),
+        validate: validateStage({
+          lake: app.lake,
+          invoker,
+          events,
+          sources: app.sources.sources,
+          concurrency: config.validate.concurrency,
+          partsPerGroup: config.validate.partsPerGroup,
+          parts: config.ingest,
         }),
       };
       const handlers: StageHandlers = { ...shipped, ...opts.handlers };

@@ -83,4 +83,29 @@ describe('config from AFLUENTE_* variables', () => {
   it('redacts passwords from URLs it logs', () => {
     expect(redactUrl('mysql://app:s3cret@db:3306/afluente')).toBe('mysql://app:***@db:3306/afluente');
   });
+
+  it('picks the Lambda invoker: local by default, aws with its functions and events queue', () => {
+    expect(loadConfig(TOKENS).lambda.invoker).toBe('local');
+    const aws = loadConfig({
+      ...TOKENS,
+      AFLUENTE_LAMBDA_INVOKER: 'aws',
+      AFLUENTE_LAMBDA_FUNCTIONS:
+        'ingest=afluente-ingest,validate=arn:aws:lambda:eu-west-1:123456789012:function:afluente-validate',
+      AFLUENTE_EVENTS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/afluente-events',
+    });
+    expect(aws.lambda).toMatchObject({
+      invoker: 'aws',
+      functions: {
+        ingest: 'afluente-ingest',
+        validate: 'arn:aws:lambda:eu-west-1:123456789012:function:afluente-validate',
+      },
+      eventsQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/afluente-events',
+    });
+    expect(
+      problemsOf({ ...TOKENS, AFLUENTE_LAMBDA_INVOKER: 'aws', AFLUENTE_LAMBDA_FUNCTIONS: 'ingest=f' }),
+    ).toEqual([
+      'AFLUENTE_LAMBDA_FUNCTIONS must name the validate function when AFLUENTE_LAMBDA_INVOKER=aws (e.g. validate=afluente-validate)',
+      'AFLUENTE_EVENTS_QUEUE_URL must be set when AFLUENTE_LAMBDA_INVOKER=aws',
+    ]);
+  });
 });

@@ -8,6 +8,8 @@ import {
   RunDetailSchema,
   RunPageSchema,
 } from '../schemas/runs.ts';
+import { RejectsPageSchema, RejectsQuery } from '../schemas/rejects.ts';
+import { readRejects } from '../../runs/rejects.ts';
 import { jobView, lakeFileView, runView } from '../views.ts';
 
 const CancelBody = Type.Union([
@@ -68,6 +70,25 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) => {
       const { run, jobs, files } = await app.runs.get(request.params.id);
       return { ...runView(run), jobs: jobs.map(jobView), files: files.map(lakeFileView) };
+    },
+  );
+
+  app.get(
+    '/runs/:id/rejects',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: "A run's rejected records, with their source line and every validation error",
+        description:
+          'Pages through the rejected parts the validate stage committed; pass `nextCursor` back as `cursor`.',
+        params: IdParams,
+        querystring: RejectsQuery,
+        response: { 200: RejectsPageSchema, 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request) => {
+      const { run } = await app.runs.get(request.params.id);
+      return readRejects(app.lake, run, request.query.limit, request.query.cursor);
     },
   );
 
