@@ -1,6 +1,7 @@
 // `npm run bench -- <name>`: runs one benchmark (see bench/README.md).
 const BENCHES: Record<string, () => Promise<unknown>> = {
   ingest: () => import('./ingest/bench.ts'),
+  validate: () => import('./validate/bench.ts'),
 };
 
 const name = process.argv[2];

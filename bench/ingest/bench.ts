@@ -1,31 +1,18 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { IngestRequest } from '../../contract/ingest.ts';
 import { startDemoApi } from '../../demo/source-api/server.ts';
 import { loadConfig } from '../../service/config/env.ts';
 import { loadSources } from '../../service/config/sources.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
+import { child, compare } from '../measure.ts';
 
 // Ingest benchmark: afluente's ingest handler against a plain undici loop over the same demo pages, each in its
 // own process, at two sizes to show that memory does not grow with the record count.
 
-const run = promisify(execFile);
 const SIZES = [200_000, 1_000_000];
 const PAGE_SIZE = 1000;
-
-interface Measure {
-  ms: number;
-  records: number;
-  maxRssKiB: number;
-}
-
-async function child(script: string, args: string[], flags: string[] = []): Promise<Measure> {
-  const { stdout } = await run(process.execPath, [...flags, script, ...args], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Measure;
-}
 
 const demo = (await loadSources('config/sources.yaml')).sources.get('demo');
 if (!demo) throw new Error('config/sources.yaml has no demo source');
@@ -35,8 +22,6 @@ const limits = env.ingest;
 const flags = handlerNodeFlags(env.lambda.memoryMb);
 
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
-const rate = (m: Measure): number => Math.round(m.records / (m.ms / 1000));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 const results = [];
 for (const records of SIZES) {
@@ -56,47 +41,13 @@ for (const records of SIZES) {
       continuation: null,
       limits: { ...limits, deadline: Date.now() + 3_600_000 },
     };
-    const runs: { afluente: Measure; baseline: Measure }[] = [];
-    // Alternating the order spreads whatever else the machine is doing over both sides.
-    for (let i = 0; i < REPEATS; i++) {
-      const pair: Partial<{ afluente: Measure; baseline: Measure }> = {};
-      for (const side of i % 2 === 0
-        ? (['baseline', 'afluente'] as const)
-        : (['afluente', 'baseline'] as const)) {
-        pair[side] =
-          side === 'baseline'
-            ? await child('bench/ingest/baseline-worker.ts', [
-                url,
-                join(dir, 'baseline.json.gz'),
-                String(PAGE_SIZE),
-              ])
-            : // The same V8 flags the local Lambda invoker gives a handler process.
-              await child('bench/ingest/afluente-worker.ts', [JSON.stringify(request)], flags);
-      }
-      const { afluente, baseline } = pair as { afluente: Measure; baseline: Measure };
-      if (afluente.records !== records || baseline.records !== records) {
-        throw new Error(
-          `record counts disagree: source ${records}, afluente ${afluente.records}, baseline ${baseline.records}`,
-        );
-      }
-      runs.push({ afluente, baseline });
-    }
-    const side = (pick: (r: { afluente: Measure; baseline: Measure }) => Measure) => ({
-      recordsPerSecond: median(runs.map((r) => rate(pick(r)))),
-      peakRssMiB: Math.max(...runs.map((r) => pick(r).maxRssKiB)) / 1024,
-      runsRecordsPerSecond: runs.map((r) => rate(pick(r))),
+    const comparison = await compare(records, REPEATS, {
+      baseline: () =>
+        child('bench/ingest/baseline-worker.ts', [url, join(dir, 'baseline.json.gz'), String(PAGE_SIZE)]),
+      // The same V8 flags the local Lambda invoker gives a handler process.
+      afluente: () => child('bench/ingest/afluente-worker.ts', [JSON.stringify(request)], flags),
     });
-    const afluente = side((r) => r.afluente);
-    const baseline = side((r) => r.baseline);
-    results.push({
-      records,
-      pages: Math.ceil(records / PAGE_SIZE),
-      repeats: REPEATS,
-      afluente,
-      baseline,
-      // The median of the per-run ratios: each ratio compares two runs made back to back.
-      ratio: median(runs.map((r) => rate(r.afluente) / rate(r.baseline))),
-    });
+    results.push({ records, pages: Math.ceil(records / PAGE_SIZE), repeats: REPEATS, ...comparison });
   } finally {
     await api.close();
     await rm(dir, { recursive: true, force: true });

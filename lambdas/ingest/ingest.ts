@@ -27,7 +27,8 @@ export interface IngestDeps {
 }
 
 /** How many recent cursors and page hashes travel in a continuation to catch loops across invocations. */
-const REMEMBERED_CURSORS = 1000;
+// Kept small: on AWS the continuation travels inside the Lambda destination record, which SQS caps at 256 KiB.
+const REMEMBERED_CURSORS = 200;
 const REMEMBERED_PAGES = 3;
 
 /**

@@ -3,6 +3,7 @@ import type { Transforms } from '../../contract/source-config.ts';
 type Schema = Record<string, unknown>;
 type Step = (value: unknown) => unknown;
 
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const NUMERIC = /^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$/;
 
 function types(schema: Schema): string[] {
@@ -27,7 +28,8 @@ function compile(schema: Schema, t: Transforms): Step {
   const kinds = types(schema);
   if (t.timestampsToUtc && schema.format === 'date-time') {
     steps.push((v) => {
-      if (typeof v !== 'string') return v;
+      // Already canonical (what toISOString would give back): the common case costs one regex test, no Date.
+      if (typeof v !== 'string' || CANONICAL_UTC.test(v)) return v;
       const ms = Date.parse(v);
       return Number.isNaN(ms) ? v : new Date(ms).toISOString();
     });
