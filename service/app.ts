@@ -65,7 +65,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(redisPlugin);
   await app.register(lakePlugin);
   // Services.
-  await app.register(orchestrationPlugin, { handlers: options.handlers, catalog: options.catalog });
+  await app.register(orchestrationPlugin, {
+    handlers: options.handlers,
+    catalog: options.catalog,
+    lambdaClient: options.lambdaClient,
+  });
   // Routes.
   for (const schema of [ErrorSchema, RunSchema, JobSchema, LakeFileSchema]) app.addSchema(schema);
   await registerSecurity(app);

@@ -1,3 +1,4 @@
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { FunctionName } from '../../contract/invocation.ts';
 import type { Config } from '../config/env.ts';
@@ -9,11 +10,17 @@ import { LocalLambdaInvoker } from './local-invoker.ts';
 import { SqsEventConsumer } from './sqs-consumer.ts';
 
 /** The Lambda invoker config picks: `local` (a child process per invocation) or `aws` (Invoke, async). */
-export function lambdaInvoker(config: Config, events: InvocationEvents, logger: Logger): LambdaInvoker {
+export function lambdaInvoker(
+  config: Config,
+  events: InvocationEvents,
+  logger: Logger,
+  client?: LambdaClient,
+): LambdaInvoker {
   const { invoker, memoryMb, functions, awsEndpoint } = config.lambda;
   if (invoker === 'local') return new LocalLambdaInvoker(events, logger, { memoryMb });
   return new AwsLambdaInvoker({
     functions: functions as Record<FunctionName, string>,
+    ...(client ? { client } : {}),
     ...(awsEndpoint ? { endpoint: awsEndpoint } : {}),
   });
 }

@@ -1,3 +1,4 @@
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
 import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
@@ -29,6 +30,8 @@ export interface OrchestrationOptions {
   handlers?: Partial<StageHandlers>;
   /** The job catalog (tests shorten timeouts and backoffs). @default JOB_CATALOG */
   catalog?: JobCatalog;
+  /** The Lambda client of the aws invoker (a test stands in for the Lambda service). @default from config */
+  lambdaClient?: LambdaClient;
 }
 
 /**
@@ -58,7 +61,7 @@ export default fp<OrchestrationOptions>(
     app.decorate('invocationEvents', events);
 
     if (config.roles.has('worker')) {
-      const invoker = lambdaInvoker(config, events, app.log);
+      const invoker = lambdaInvoker(config, events, app.log, opts.lambdaClient);
       app.addHook('onClose', async () => invoker.close());
       if (config.lambda.invoker === 'aws') {
         const consumer = eventsConsumer(config, events, app.log);

@@ -24,6 +24,7 @@ export async function startTestApp(
     logger: options.logger ?? createLogger(config.log.level),
     handlers: options.handlers,
     catalog: options.catalog,
+    lambdaClient: options.lambdaClient,
   });
   await app.ready();
   let closed = false;
