@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 // Shared by the benchmarks: a measured child process, and medians over alternating runs.
@@ -59,4 +60,46 @@ export async function compare(
     baseline: side((r) => r.baseline),
     ratio: median(runs.map((r) => rate(r.afluente) / rate(r.baseline))),
   };
+}
+
+/**
+ * Checks the goals on the largest size, writes `bench/results/<name>.json`, and prints one line per size. RSS
+ * growth is the largest size's peak over the smallest's: near 1 means memory does not grow with the records.
+ */
+export async function report(
+  name: string,
+  results: (Comparison & { records: number })[],
+  goals: { ratioAtLeast: number; peakRssUnderMiB: number },
+  extra: Record<string, unknown>,
+): Promise<void> {
+  const largest = results.at(-1);
+  const smallest = results[0];
+  const summary = {
+    benchmark: name,
+    node: process.version,
+    date: new Date().toISOString(),
+    ...extra,
+    results,
+    goals: {
+      ...goals,
+      ratio: largest?.ratio,
+      ratioMet: (largest?.ratio ?? 0) >= goals.ratioAtLeast,
+      peakRssMiB: largest?.afluente.peakRssMiB,
+      peakRssMet: (largest?.afluente.peakRssMiB ?? Infinity) < goals.peakRssUnderMiB,
+      rssGrowth: largest && smallest ? largest.afluente.peakRssMiB / smallest.afluente.peakRssMiB : undefined,
+    },
+  };
+  await writeFile(`bench/results/${name}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+  for (const r of results) {
+    console.log(
+      `${r.records.toLocaleString('en')} records: afluente ${r.afluente.recordsPerSecond.toLocaleString('en')} rec/s ` +
+        `(peak RSS ${r.afluente.peakRssMiB.toFixed(0)} MiB), baseline ${r.baseline.recordsPerSecond.toLocaleString('en')} rec/s ` +
+        `(peak RSS ${r.baseline.peakRssMiB.toFixed(0)} MiB), ratio ${r.ratio.toFixed(2)}`,
+    );
+  }
+  const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  console.log(
+    `goals: ratio ≥ ${goals.ratioAtLeast} ${met(summary.goals.ratioMet)}, peak RSS < ${goals.peakRssUnderMiB} MiB ${met(summary.goals.peakRssMet)}`,
+  );
+  console.log(`written to bench/results/${name}.json`);
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IngestRequest } from '../../contract/ingest.ts';
@@ -6,7 +6,7 @@ import { startDemoApi } from '../../demo/source-api/server.ts';
 import { loadConfig } from '../../service/config/env.ts';
 import { loadSources } from '../../service/config/sources.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
-import { child, compare } from '../measure.ts';
+import { child, compare, report } from '../measure.ts';
 
 // Ingest benchmark: afluente's ingest handler against a plain undici loop over the same demo pages, each in its
 // own process, at two sizes to show that memory does not grow with the record count.
@@ -54,35 +54,9 @@ for (const records of SIZES) {
   }
 }
 
-const largest = results.at(-1);
-const smallest = results[0];
-const report = {
-  benchmark: 'ingest',
-  node: process.version,
-  date: new Date().toISOString(),
-  partMaxRecords: limits.partMaxRecords,
-  handlerFlags: flags,
+await report(
+  'ingest',
   results,
-  goals: {
-    ratioAtLeast: 0.6,
-    ratio: largest?.ratio,
-    ratioMet: (largest?.ratio ?? 0) >= 0.6,
-    peakRssUnderMiB: 256,
-    peakRssMiB: largest?.afluente.peakRssMiB,
-    peakRssMet: (largest?.afluente.peakRssMiB ?? Infinity) < 256,
-    rssGrowthWith5xRecords:
-      largest && smallest ? largest.afluente.peakRssMiB / smallest.afluente.peakRssMiB : undefined,
-  },
-};
-await writeFile('bench/results/ingest.json', `${JSON.stringify(report, null, 2)}\n`);
-for (const r of results) {
-  console.log(
-    `${r.records.toLocaleString('en')} records: afluente ${r.afluente.recordsPerSecond.toLocaleString('en')} rec/s ` +
-      `(peak RSS ${r.afluente.peakRssMiB.toFixed(0)} MiB), baseline ${r.baseline.recordsPerSecond.toLocaleString('en')} rec/s ` +
-      `(peak RSS ${r.baseline.peakRssMiB.toFixed(0)} MiB), ratio ${r.ratio.toFixed(2)}`,
-  );
-}
-console.log(
-  `goals: ratio ≥ 0.6 ${report.goals.ratioMet ? 'met' : 'NOT met'}, peak RSS < 256 MiB ${report.goals.peakRssMet ? 'met' : 'NOT met'}`,
+  { ratioAtLeast: 0.6, peakRssUnderMiB: 256 },
+  { partMaxRecords: limits.partMaxRecords, handlerFlags: flags },
 );
-console.log('written to bench/results/ingest.json');

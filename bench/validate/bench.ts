@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IngestManifest, IngestRequest } from '../../contract/ingest.ts';
@@ -10,7 +10,7 @@ import { FileLake } from '../../lib/lake/file-lake.ts';
 import { loadConfig } from '../../service/config/env.ts';
 import { loadSources } from '../../service/config/sources.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
-import { child, compare } from '../measure.ts';
+import { child, compare, report } from '../measure.ts';
 
 // Validate benchmark: the validate handler on the raw parts of N demo records, against a baseline that only
 // gunzips, parses, re-serializes and gzips the same parts, each in its own process, at two sizes.
@@ -82,35 +82,9 @@ for (const records of SIZES) {
   }
 }
 
-const largest = results.at(-1);
-const smallest = results[0];
-const report = {
-  benchmark: 'validate',
-  node: process.version,
-  date: new Date().toISOString(),
-  handlerFlags: flags,
-  transforms,
+await report(
+  'validate',
   results,
-  goals: {
-    ratioAtLeast: 0.75,
-    ratio: largest?.ratio,
-    ratioMet: (largest?.ratio ?? 0) >= 0.75,
-    peakRssUnderMiB: 256,
-    peakRssMiB: largest?.afluente.peakRssMiB,
-    peakRssMet: (largest?.afluente.peakRssMiB ?? Infinity) < 256,
-    rssGrowthWith5xRecords:
-      largest && smallest ? largest.afluente.peakRssMiB / smallest.afluente.peakRssMiB : undefined,
-  },
-};
-await writeFile('bench/results/validate.json', `${JSON.stringify(report, null, 2)}\n`);
-for (const r of results) {
-  console.log(
-    `${r.records.toLocaleString('en')} records: afluente ${r.afluente.recordsPerSecond.toLocaleString('en')} rec/s ` +
-      `(peak RSS ${r.afluente.peakRssMiB.toFixed(0)} MiB), baseline ${r.baseline.recordsPerSecond.toLocaleString('en')} rec/s ` +
-      `(peak RSS ${r.baseline.peakRssMiB.toFixed(0)} MiB), ratio ${r.ratio.toFixed(2)}`,
-  );
-}
-console.log(
-  `goals: ratio ≥ 0.75 ${report.goals.ratioMet ? 'met' : 'NOT met'}, peak RSS < 256 MiB ${report.goals.peakRssMet ? 'met' : 'NOT met'}`,
+  { ratioAtLeast: 0.75, peakRssUnderMiB: 256 },
+  { handlerFlags: flags, transforms },
 );
-console.log('written to bench/results/validate.json');

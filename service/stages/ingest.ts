@@ -6,6 +6,7 @@ import type { Config } from '../config/env.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { InvocationEvents } from '../invocation/events.ts';
 import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
+import { sourceOf } from './source-of.ts';
 import type { LambdaInvoker } from '../invocation/invoker.ts';
 import { NonRetryableError, StageError, type StageHandler } from '../orchestration/stage-handler.ts';
 import { Job, SourceState } from '../state/entities/index.ts';
@@ -34,12 +35,7 @@ interface IngestProgress {
  */
 export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
   return async (ctx) => {
-    const source = deps.sources.get(ctx.run.source);
-    if (!source)
-      throw new NonRetryableError(
-        'unknown_source',
-        `source "${ctx.run.source}" is no longer in the sources file`,
-      );
+    const source = sourceOf(deps.sources, ctx.run);
     const { name, schemaPath: _schemaPath, schemaDocument: _schemaDocument, ...config } = source;
     const cursor =
       ctx.run.params?.cursor ?? (await storedCursor(deps.orm, name)) ?? config.incremental?.initial ?? null;

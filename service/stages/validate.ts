@@ -7,6 +7,7 @@ import type { Config } from '../config/env.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { InvocationEvents } from '../invocation/events.ts';
 import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
+import { sourceOf } from './source-of.ts';
 import type { LambdaInvoker } from '../invocation/invoker.ts';
 import {
   NonRetryableError,
@@ -37,12 +38,7 @@ const TOP = 3;
  */
 export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'> {
   return async (ctx) => {
-    const source = deps.sources.get(ctx.run.source);
-    if (!source)
-      throw new NonRetryableError(
-        'unknown_source',
-        `source "${ctx.run.source}" is no longer in the sources file`,
-      );
+    const source = sourceOf(deps.sources, ctx.run);
     const dt = runDate(ctx.run.createdAt);
     const rawKey = manifestKey(runPrefix('raw', source.name, dt, ctx.run.id));
     if (!(await deps.lake.exists(rawKey))) {

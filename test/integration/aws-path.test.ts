@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { handler as ingest } from '../../lambdas/ingest/handler.ts';
 import { handler as validate } from '../../lambdas/validate/handler.ts';
-import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
+import type { LoadedSources } from '../../service/config/sources.ts';
 import { Job, Run } from '../../service/state/entities/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { demoSourcesAt, startTestApp, type TestApp } from '../support/app.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -39,13 +39,7 @@ beforeAll(async () => {
   queueUrl =
     (await sqs.send(new CreateQueueCommand({ QueueName: `afluente-events-${randomUUID().slice(0, 8)}` })))
       .QueueUrl ?? '';
-  const shipped = await loadSources('config/sources.yaml');
-  const demo = shipped.sources.get('demo');
-  if (!demo) throw new Error('no demo source');
-  sources = {
-    ...shipped,
-    sources: new Map([['demo', { ...demo, request: { ...demo.request, url: `${api.url}/orders` } }]]),
-  };
+  sources = await demoSourcesAt(`${api.url}/orders`);
 });
 afterAll(async () => {
   sqs?.destroy();

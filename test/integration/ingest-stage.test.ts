@@ -7,11 +7,11 @@ import { promisify } from 'node:util';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
-import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
+import type { LoadedSources } from '../../service/config/sources.ts';
 import { JOB_CATALOG, type JobCatalog } from '../../service/orchestration/catalog.ts';
 import type { StageHandlers } from '../../service/orchestration/stage-handler.ts';
 import { Job, LakeFile, Run, SourceState } from '../../service/state/entities/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
 import { TOKEN } from '../support/env.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -23,11 +23,7 @@ let api: DemoApi;
 let sources: LoadedSources;
 beforeAll(async () => {
   api = await startDemoApi({ records: RECORDS, pageSize: 500 });
-  const shipped = await loadSources('config/sources.yaml');
-  const demo = shipped.sources.get('demo');
-  if (!demo) throw new Error('no demo source');
-  const local = { ...demo, request: { ...demo.request, url: `${api.url}/orders`, timeoutMs: 2000 } };
-  sources = { ...shipped, sources: new Map([['demo', local]]) };
+  sources = await demoSourcesAt(`${api.url}/orders`);
 });
 afterAll(async () => api.close());
 
@@ -61,22 +57,12 @@ afterEach(async () => {
 });
 
 const em = (t: TestApp) => t.app.orm.em.fork() as EntityManager;
-async function finished(t: TestApp, id: number): Promise<Run> {
-  return waitFor(
-    async () => {
-      const run = await em(t).findOneOrFail(Run, id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(run.status) ? run : undefined;
-    },
-    `run ${id} to finish`,
-    30_000,
-  );
-}
 
 describe('the ingest stage', () => {
   it('pulls the source into raw files, records them on the job and the run, and leaves the cursor alone', async () => {
     const t = await start({ AFLUENTE_INGEST_PART_MAX_RECORDS: '500' });
     const { run } = await t.app.runs.create({ source: 'demo' });
-    const done = await finished(t, run.id);
+    const done = await finishedRun(t, run.id);
     expect(done.status).toBe('COMPLETED');
     expect(done.fetched).toBe(RECORDS);
 
@@ -108,7 +94,7 @@ describe('the ingest stage', () => {
   it('invokes the handler again with each continuation until the source is exhausted', async () => {
     const t = await start({ AFLUENTE_INGEST_TIME_LIMIT_MS: '1', AFLUENTE_INGEST_SAFETY_MARGIN_MS: '0' });
     const { run } = await t.app.runs.create({ source: 'demo' });
-    const done = await finished(t, run.id);
+    const done = await finishedRun(t, run.id);
     expect(done.status).toBe('COMPLETED');
     expect(done.fetched).toBe(RECORDS);
     const ingest = await em(t).findOneOrFail(Job, { run: run.id, stage: 'ingest' });
@@ -119,7 +105,7 @@ describe('the ingest stage', () => {
     api.setFaults({ unauthorized: true });
     const t = await start();
     const { run } = await t.app.runs.create({ source: 'demo' });
-    const failed = await finished(t, run.id);
+    const failed = await finishedRun(t, run.id);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toEqual({
       reason: 'http_401',
@@ -154,7 +140,7 @@ describe('the ingest stage', () => {
     }, 'the handler process');
     process.kill(Number(pid), 'SIGKILL');
 
-    const failed = await finished(t, run.id);
+    const failed = await finishedRun(t, run.id);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatchObject({
       reason: 'crash',
@@ -164,6 +150,6 @@ describe('the ingest stage', () => {
     api.setFaults({});
     expect((await request(t.app.server).get('/health/ready')).status).toBe(200);
     const { run: next } = await t.app.runs.create({ source: 'demo' });
-    expect((await finished(t, next.id)).status).toBe('COMPLETED');
+    expect((await finishedRun(t, next.id)).status).toBe('COMPLETED');
   });
 });

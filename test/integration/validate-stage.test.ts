@@ -7,14 +7,14 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { openLake } from '../../lib/lake/open-lake.ts';
-import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
+import type { LoadedSources } from '../../service/config/sources.ts';
 import { InvocationEvents } from '../../service/invocation/events.ts';
 import { LocalLambdaInvoker } from '../../service/invocation/local-invoker.ts';
 import { createLogger } from '../../service/observability/logger.ts';
 import type { StageHandlers } from '../../service/orchestration/stage-handler.ts';
 import { validateStage } from '../../service/stages/validate.ts';
-import { Job, LakeFile, Run } from '../../service/state/entities/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { Job, LakeFile } from '../../service/state/entities/index.ts';
+import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
 import { TOKEN } from '../support/env.ts';
 import {
   demoConfig,
@@ -25,7 +25,6 @@ import {
   readManifest,
   request as ingestRequest,
 } from '../support/ingest.ts';
-import { waitFor } from '../support/wait.ts';
 
 // The validate stage as the service runs it: real ingest, then the validate Lambda on groups of raw parts in
 // child processes (the local invoker), results through the Redis event hub, then the quality gate.
@@ -35,13 +34,7 @@ let api: DemoApi;
 let sources: LoadedSources;
 beforeAll(async () => {
   api = await startDemoApi({ records: RECORDS, pageSize: 300 });
-  const shipped = await loadSources('config/sources.yaml');
-  const demo = shipped.sources.get('demo');
-  if (!demo) throw new Error('no demo source');
-  sources = {
-    ...shipped,
-    sources: new Map([['demo', { ...demo, request: { ...demo.request, url: `${api.url}/orders` } }]]),
-  };
+  sources = await demoSourcesAt(`${api.url}/orders`);
 });
 afterAll(async () => api.close());
 
@@ -68,23 +61,13 @@ afterEach(async () => {
   for (const t of open.splice(0)) await t.close();
 });
 const em = (t: TestApp) => t.app.orm.em.fork() as EntityManager;
-async function finished(t: TestApp, id: number): Promise<Run> {
-  return waitFor(
-    async () => {
-      const run = await em(t).findOneOrFail(Run, id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(run.status) ? run : undefined;
-    },
-    `run ${id} to finish`,
-    30_000,
-  );
-}
 
 describe('the validate stage', () => {
   it('validates every group, commits the stage, and counts reconcile with what was fetched', async () => {
     api.setFaults({ badRecords: { every: 50 } });
     const t = await start();
     const { run } = await t.app.runs.create({ source: 'demo' });
-    const done = await finished(t, run.id);
+    const done = await finishedRun(t, run.id);
     expect(done.status).toBe('COMPLETED');
     expect({ fetched: done.fetched, valid: done.valid, rejected: done.rejected }).toEqual({
       fetched: RECORDS,
@@ -166,7 +149,7 @@ describe('the validate stage', () => {
     api.setFaults({ badRecords: { every: 10 } });
     const t = await start();
     const { run } = await t.app.runs.create({ source: 'demo' });
-    const failed = await finished(t, run.id);
+    const failed = await finishedRun(t, run.id);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toMatchObject({
       reason: 'quality_gate',

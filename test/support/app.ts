@@ -1,7 +1,11 @@
+import type { EntityManager } from '@mikro-orm/mysql';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type AppOptions } from '../../service/app.ts';
 import type { Config } from '../../service/config/env.ts';
-import { loadSources } from '../../service/config/sources.ts';
+import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
+import { Run } from '../../service/state/entities/index.ts';
+import { isTerminal } from '../../service/state/status.ts';
+import { waitFor } from './wait.ts';
 import { createLogger } from '../../service/observability/logger.ts';
 import { dropTestState, testConfig } from './env.ts';
 
@@ -36,5 +40,28 @@ export async function startTestApp(
       closed = true;
       await dropTestState(config);
     },
+  };
+}
+
+/** Waits until a run reaches a final status, and returns it. */
+export async function finishedRun(t: TestApp, id: number, timeoutMs = 30_000): Promise<Run> {
+  return waitFor(
+    async () => {
+      const run = await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Run, id);
+      return isTerminal(run.status) ? run : undefined;
+    },
+    `run ${id} to finish`,
+    timeoutMs,
+  );
+}
+
+/** The shipped sources, with the demo source pointed at a test server's URL (and a shorter request timeout). */
+export async function demoSourcesAt(url: string, timeoutMs = 2000): Promise<LoadedSources> {
+  const shipped = await loadSources('config/sources.yaml');
+  const demo = shipped.sources.get('demo');
+  if (!demo) throw new Error('config/sources.yaml has no demo source');
+  return {
+    ...shipped,
+    sources: new Map([['demo', { ...demo, request: { ...demo.request, url, timeoutMs } }]]),
   };
 }
