@@ -55,17 +55,29 @@ export class InvocationEvents {
   }
 
   /** Waits for the invocation's event; rejects with the signal's reason if the signal aborts first. */
-  async wait(invocationId: string, signal: AbortSignal): Promise<InvocationEvent> {
+  async wait(invocationId: string, signal: AbortSignal, timeoutMs = Infinity): Promise<InvocationEvent> {
+    const deadline = Date.now() + timeoutMs;
     // BLPOP holds its connection, so each waiter gets its own for the time it waits.
     const connection = this.redis.duplicate();
     try {
       for (;;) {
         signal.throwIfAborted();
+        if (Date.now() >= deadline) throw new InvocationTimeoutError(invocationId, timeoutMs);
         const popped = await connection.blpop(this.key(invocationId), 1);
         if (popped) return JSON.parse(popped[1]) as InvocationEvent;
       }
     } finally {
       connection.disconnect();
     }
+  }
+}
+
+/** No result came back in time: on AWS a destination record can be lost (one over SQS's size limit is dropped). */
+export class InvocationTimeoutError extends Error {
+  override name = 'InvocationTimeoutError';
+  constructor(invocationId: string, timeoutMs: number) {
+    super(
+      `no result for invocation ${invocationId} within ${Math.round(timeoutMs / 1000)} s; it is retried as a new attempt`,
+    );
   }
 }

@@ -87,6 +87,8 @@ export default fp<OrchestrationOptions>(
           concurrency: config.validate.concurrency,
           partsPerGroup: config.validate.partsPerGroup,
           parts: config.ingest,
+          // A validate invocation is sized to be short; the Lambda's own limit is the ingest one.
+          resultTimeoutMs: config.ingest.timeLimitMs + 120_000,
         }),
       };
       const handlers: StageHandlers = { ...shipped, ...opts.handlers };

@@ -22,6 +22,9 @@ export interface IngestStageDeps {
   timeoutMs: number;
 }
 
+/** How late a result may arrive after the function's own time limit (cold start, destination, SQS). */
+const RESULT_GRACE_MS = 120_000;
+
 /** What the ingest job keeps in its params between invocations, so a restarted worker resumes at the seam. */
 interface IngestProgress {
   continuation: IngestContinuation | null;
@@ -61,7 +64,13 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
         limits: { ...deps.limits, deadline },
       };
       await deps.orm.em.fork().nativeUpdate(Job, { id: ctx.job.id }, { externalId: invocationId });
-      const result = await invokeAndWait(deps, ctx.signal, 'ingest', request);
+      const result = await invokeAndWait(
+        deps,
+        ctx.signal,
+        'ingest',
+        request,
+        deps.limits.timeLimitMs + RESULT_GRACE_MS,
+      );
       progress.invocations += 1;
       switch (result.kind) {
         case 'continue':

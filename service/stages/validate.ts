@@ -26,6 +26,8 @@ export interface ValidateStageDeps {
   /** How many raw parts one invocation validates; with the part size, this keeps an invocation short. */
   partsPerGroup: number;
   parts: Pick<Config['ingest'], 'partMaxRecords' | 'partMaxBytes'>;
+  /** How long one group's result may take: the function's time limit plus a margin. */
+  resultTimeoutMs: number;
 }
 
 const TOP = 3;
@@ -61,19 +63,25 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
           const committed = await committedGroup(deps.lake, groupManifestKey(validPrefix, group), parts);
           if (committed) return committed;
           invocations += 1;
-          const result = await invokeAndWait(deps, ctx.signal, 'validate', {
-            invocationId: `job-${ctx.job.id}.${ctx.job.attempt}.g${group}`,
-            runId: ctx.run.id,
-            jobId: ctx.job.id,
-            source: source.name,
-            dt,
-            lakeRoot: deps.lake.root,
-            group,
-            parts,
-            schema: source.schemaDocument,
-            transforms: source.transforms,
-            limits: deps.parts,
-          });
+          const result = await invokeAndWait(
+            deps,
+            ctx.signal,
+            'validate',
+            {
+              invocationId: `job-${ctx.job.id}.${ctx.job.attempt}.g${group}`,
+              runId: ctx.run.id,
+              jobId: ctx.job.id,
+              source: source.name,
+              dt,
+              lakeRoot: deps.lake.root,
+              group,
+              parts,
+              schema: source.schemaDocument,
+              transforms: source.transforms,
+              limits: deps.parts,
+            },
+            deps.resultTimeoutMs,
+          );
           if (result.kind === 'failed') {
             const { reason, message, retryable } = result.error;
             const text = `validate group ${group}: ${message}`;

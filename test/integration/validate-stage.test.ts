@@ -188,6 +188,7 @@ describe('a failed validate group', () => {
       concurrency: 2,
       partsPerGroup: 2,
       parts: { partMaxRecords: 1000, partMaxBytes: 1 << 26 },
+      resultTimeoutMs: 60_000,
     });
     const ctx = (attempt: number) =>
       ({
