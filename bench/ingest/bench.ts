@@ -45,7 +45,7 @@ for (const records of SIZES) {
       baseline: () =>
         child('bench/ingest/baseline-worker.ts', [url, join(dir, 'baseline.json.gz'), String(PAGE_SIZE)]),
       // The same V8 flags the local Lambda invoker gives a handler process.
-      afluente: () => child('bench/ingest/afluente-worker.ts', [JSON.stringify(request)], flags),
+      afluente: () => child('bench/handler-worker.ts', ['ingest', JSON.stringify(request)], flags),
     });
     results.push({ records, pages: Math.ceil(records / PAGE_SIZE), repeats: REPEATS, ...comparison });
   } finally {

@@ -69,7 +69,7 @@ for (const records of SIZES) {
     };
     const comparison = await compare(records, REPEATS, {
       // The same V8 flags the local Lambda invoker gives a handler process.
-      afluente: () => child('bench/validate/afluente-worker.ts', [JSON.stringify(request)], flags),
+      afluente: () => child('bench/handler-worker.ts', ['validate', JSON.stringify(request)], flags),
       baseline: () =>
         child('bench/validate/baseline-worker.ts', [
           join(dir, 'baseline.ndjson.gz'),
