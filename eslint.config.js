@@ -4,7 +4,9 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.data/', 'cdk.out/', 'bench/results/', 'spark/.venv/', '.venv/'] },
+  {
+    ignores: ['node_modules/', 'dist/', '.data/', 'cdk.out/', 'bench/results/', '**/.venv*/', 'spark/dist/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

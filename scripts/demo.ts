@@ -5,9 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { startDemoApi, type DemoApi } from '../demo/source-api/server.ts';
 
 const TERMINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+// The service's default warehouse (AFLUENTE_WAREHOUSE_URL): PostgreSQL standing in for Redshift.
+const WAREHOUSE_URL = process.env.AFLUENTE_WAREHOUSE_URL ?? 'postgres://postgres@127.0.0.1:5432/afluente';
 
 interface JobView {
   stage: string;
@@ -104,9 +107,16 @@ try {
     run = await api<RunView>(`/runs/${created.id}`);
     for (const job of run.jobs) {
       const m = job.metrics ?? {};
-      const facts = ['fetched', 'valid', 'rejected', 'pages', 'files']
+      const facts = ['fetched', 'valid', 'rejected', 'pages', 'files', 'duplicates']
         .filter((k) => typeof m[k] === 'number')
         .map((k) => `${k} ${String(m[k])}`);
+      const tables = (m.tables ?? m.rows) as Record<string, number> | undefined;
+      if (tables && typeof tables === 'object')
+        facts.push(
+          Object.entries(tables)
+            .map(([t, n]) => `${t} ${n}`)
+            .join(', '),
+        );
       const line = `${job.status}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}${facts.length ? `: ${facts.join(', ')}` : ''}`;
       if (seen.get(job.stage) !== line) console.log(`  ${job.stage.padEnd(10)} ${line}`);
       seen.set(job.stage, line);
@@ -121,6 +131,22 @@ try {
   );
   if (run.status === 'COMPLETED') {
     console.log(`  counts: ${JSON.stringify(run.counts)}`);
+    console.log(`\n▶ in PostgreSQL (${WAREHOUSE_URL}, schema public):`);
+    const db = new pg.Client({ connectionString: WAREHOUSE_URL });
+    await db.connect();
+    try {
+      for (const table of ['orders', 'order_items', 'order_tags']) {
+        const { rows } = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM public.${table}`);
+        console.log(`  ${table.padEnd(12)} ${rows[0]?.n ?? '?'} rows`);
+      }
+    } finally {
+      await db.end();
+    }
+    console.log(
+      `  query them with:\n` +
+        `    psql ${WAREHOUSE_URL} -c 'SELECT o.id, o.status, o.total, count(i.*) AS items FROM orders o ` +
+        `JOIN order_items i ON i.order_id = o.id GROUP BY 1, 2, 3 ORDER BY o.id LIMIT 10'`,
+    );
     exitCode = 0;
   } else {
     console.log(
@@ -128,7 +154,8 @@ try {
     );
   }
   console.log(
-    `  the run stays in MySQL; to inspect it, start the service with a token of your own:\n` +
+    `\n▶ the run in the API: ${base}/runs/${run.id}\n` +
+      `  the run stays in MySQL; to inspect it after this demo, start the service with a token of your own:\n` +
       `    AFLUENTE_API_TOKENS=me=$(openssl rand -hex 24) npm start\n` +
       `    curl -H "Authorization: Bearer <that token>" http://127.0.0.1:8080/runs/${run.id}`,
   );

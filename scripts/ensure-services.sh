@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the local MariaDB and Redis when they are installed but not answering (a CI machine reused between
+# Starts the local MariaDB, Redis and PostgreSQL when they are installed but not answering (a CI machine reused between
 # jobs may have them stopped). Does nothing when they already answer; never installs or reconfigures them.
 set -uo pipefail
 
@@ -22,5 +22,15 @@ if ! answers 6379 && command -v redis-server >/dev/null; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for 6379 Redis
+fi
+if ! answers 5432 && command -v pg_ctlcluster >/dev/null; then
+  echo "ensure-services: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  wait_for 5432 PostgreSQL
+fi
+# PostgreSQL stands in for Redshift; the default AFLUENTE_WAREHOUSE_URL names the database `afluente`.
+if command -v psql >/dev/null &&
+  [[ "$(psql -h 127.0.0.1 -U postgres -Atc "select 1 from pg_database where datname = 'afluente'" postgres 2>/dev/null)" != 1 ]]; then
+  psql -h 127.0.0.1 -U postgres -qc 'create database afluente' postgres >/dev/null
 fi
 exit 0

@@ -5,6 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The local load step reaches PostgreSQL through Debian's JDBC driver (the EMR runtime ships Redshift's).
+jdbc=/usr/share/java/postgresql.jar
+if [[ ! -f "$jdbc" ]]; then
+  echo 'afluente: installing the PostgreSQL JDBC driver (apt-get install libpostgresql-jdbc-java)' >&2
+  sudo=""
+  [[ "$(id -u)" == 0 ]] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q libpostgresql-jdbc-java >/dev/null ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q libpostgresql-jdbc-java >/dev/null; }
+fi
+
 venv=.venv
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum requirements.txt | cut -d' ' -f1)"

@@ -1,6 +1,9 @@
 import { Ajv, type ErrorObject } from 'ajv';
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { Type, type Static } from 'typebox';
 import type { IngestLimits } from '../../contract/ingest.ts';
+import type { WarehouseDialect } from '../../contract/steps.ts';
 
 /** The roles one process can play; `AFLUENTE_ROLES` picks a subset so ECS can split them. */
 export const ROLES = ['api', 'scheduler', 'worker'] as const;
@@ -36,6 +39,22 @@ const EnvSchema = Type.Object({
     pattern: '^(postgres|postgresql|redshift)://',
     description: 'a URL like postgres://user@host:5432/database (Redshift: redshift://host:5439/db)',
   }),
+  AFLUENTE_WAREHOUSE_SCHEMA: Type.String({
+    default: 'public',
+    pattern: '^[A-Za-z_][A-Za-z0-9_]{0,62}$',
+    description: 'a schema name: a letter or _, then letters, digits or _ (at most 63)',
+  }),
+  AFLUENTE_WAREHOUSE_PASSWORD: Type.String({
+    default: '',
+    // A secret: the boot error must never print it, and nothing in the schema can make it fail.
+    description: 'the warehouse password, if it needs one',
+  }),
+  AFLUENTE_WAREHOUSE_COPY_ROLE_ARN: Type.String({
+    default: '',
+    pattern: '^(arn:aws[a-z-]*:iam::[0-9]{12}:role/.+)?$',
+    description:
+      'empty, or the ARN of the IAM role Redshift COPY assumes to read the lake, e.g. arn:aws:iam::123456789012:role/afluente-copy',
+  }),
   AFLUENTE_LAKE_URI: Type.String({
     default: 'file://./.data/lake',
     pattern: '^(file|s3)://.+',
@@ -64,7 +83,7 @@ const EnvSchema = Type.Object({
   AFLUENTE_AWS_ENDPOINT: Type.String({
     default: '',
     pattern: '^(https?://.+)?$',
-    description: 'empty, or one endpoint for Lambda and SQS (an emulator such as moto)',
+    description: 'empty, or one endpoint for Lambda, SQS and EMR (an emulator such as moto)',
   }),
   AFLUENTE_LAMBDA_MEMORY_MB: Type.Integer({
     default: 512,
@@ -170,6 +189,16 @@ const EnvSchema = Type.Object({
     minimum: 100,
     description: 'milliseconds, at least 100',
   }),
+  AFLUENTE_RECONCILE_INTERVAL_MS: Type.Integer({
+    default: 60_000,
+    minimum: 100,
+    description: 'milliseconds between reconciler sweeps, at least 100',
+  }),
+  AFLUENTE_HEARTBEAT_DEADLINE_MS: Type.Integer({
+    default: 600_000,
+    minimum: 1000,
+    description: 'milliseconds without a heartbeat after which a running job is failed, at least 1000',
+  }),
   AFLUENTE_SHUTDOWN_GRACE_MS: Type.Integer({
     default: 25000,
     minimum: 0,
@@ -200,6 +229,95 @@ const EnvSchema = Type.Object({
     minLength: 1,
     description: 'a CloudWatch namespace',
   }),
+  AFLUENTE_STEP_RUNNER: Type.Enum(['local', 'emr'], {
+    default: 'local',
+    description: 'local (spark-submit from the venv, Spark in local mode) or emr (steps on an EMR cluster)',
+  }),
+  AFLUENTE_SPARK_VENV: Type.String({
+    default: '.venv',
+    minLength: 1,
+    description:
+      'the Python venv that holds pyspark and bin/spark-submit, relative to the working directory or absolute',
+  }),
+  AFLUENTE_SPARK_SCRIPTS: Type.String({
+    default: 'spark',
+    minLength: 1,
+    description: 'the folder with split_tables.py, load_warehouse.py and the afluente_spark package',
+  }),
+  AFLUENTE_SPARK_MASTER: Type.String({
+    default: 'local[*]',
+    pattern: '^(local(\\[([0-9]+|\\*)(,[0-9]+)?\\])?|(spark|yarn|k8s)(://.+)?)$',
+    description: 'a Spark master URL such as local[*], local[2] or spark://host:7077',
+  }),
+  AFLUENTE_SPARK_DRIVER_MEMORY: Type.String({
+    default: '4g',
+    pattern: '^[0-9]+[kmgtKMGT]?$',
+    description: 'a JVM memory size such as 4g or 512m',
+  }),
+  AFLUENTE_SPARK_JARS: Type.String({
+    default: '/usr/share/java/postgresql.jar',
+    description: 'comma-separated jars for the local Spark classpath (the PostgreSQL JDBC driver), or empty',
+  }),
+  AFLUENTE_SPARK_TEMP_DIR: Type.String({
+    default: '',
+    description: "a folder for local steps' logs and staging, or empty for the system's temp folder",
+  }),
+  AFLUENTE_EMR_CLUSTER_ID: Type.String({
+    default: '',
+    pattern: '^(j-[A-Z0-9]+)?$',
+    description:
+      'empty (a transient cluster per run), or the id of a running EMR cluster to run every step on, e.g. j-2AXXXXXXGAPLF',
+  }),
+  AFLUENTE_EMR_RELEASE_LABEL: Type.String({
+    default: 'emr-7.5.0',
+    pattern: '^emr-[0-9]+\\.[0-9]+\\.[0-9]+$',
+    description: 'an EMR release label such as emr-7.5.0',
+  }),
+  AFLUENTE_EMR_INSTANCE_TYPE: Type.String({
+    default: 'm5.xlarge',
+    pattern: '^[a-z0-9-]+\\.[a-z0-9]+$',
+    description: 'an EC2 instance type such as m5.xlarge',
+  }),
+  AFLUENTE_EMR_INSTANCE_COUNT: Type.Integer({
+    default: 3,
+    minimum: 1,
+    maximum: 256,
+    description: 'instances in a transient cluster (one primary, the rest core), from 1 to 256',
+  }),
+  AFLUENTE_EMR_SERVICE_ROLE: Type.String({
+    default: '',
+    description: 'the EMR service role (name or ARN) of a transient cluster',
+  }),
+  AFLUENTE_EMR_JOB_FLOW_ROLE: Type.String({
+    default: '',
+    description: "the instance profile (name or ARN) of a transient cluster's EC2 instances",
+  }),
+  AFLUENTE_EMR_LOG_URI: Type.String({
+    default: '',
+    pattern: '^(s3n?://.+)?$',
+    description: 'empty, or an s3:// URI where EMR writes cluster and step logs',
+  }),
+  AFLUENTE_EMR_SUBNET_ID: Type.String({
+    default: '',
+    pattern: '^(subnet-[0-9a-f]+)?$',
+    description: 'empty, or the subnet a transient cluster runs in, e.g. subnet-0abc1234',
+  }),
+  AFLUENTE_EMR_SCRIPTS_URI: Type.String({
+    default: '',
+    pattern: '^(s3://.+)?$',
+    description: 'an s3:// URI holding split_tables.py, load_warehouse.py and afluente_spark.zip',
+  }),
+  AFLUENTE_EMR_POLL_MS: Type.Integer({
+    default: 15_000,
+    minimum: 50,
+    description: 'milliseconds between polls of a running EMR step, at least 50',
+  }),
+  AFLUENTE_EMR_IDLE_TIMEOUT_S: Type.Integer({
+    default: 3600,
+    minimum: 60,
+    maximum: 604_800,
+    description: 'seconds a transient cluster may sit idle before it terminates itself, from 60 to 604800',
+  }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -221,7 +339,7 @@ export interface Config {
   auth: { tokens: ApiToken[] };
   mysql: { url: string };
   redis: { url: string };
-  warehouse: { url: string };
+  warehouse: WarehouseConfig;
   lake: { uri: string; s3Endpoint?: string };
   lambda: {
     invoker: 'local' | 'aws';
@@ -244,9 +362,68 @@ export interface Config {
     lockDurationMs: number;
     dispatchIntervalMs: number;
   };
+  /** The reconciler (scheduler role): how often it sweeps, and when a silent job counts as orphaned. */
+  reconcile: { intervalMs: number; heartbeatDeadlineMs: number };
   shutdownGraceMs: number;
   migrateOnStart: boolean;
   metrics: { emf: boolean; namespace: string };
+  /** Where the transform and load stages run their Spark steps. */
+  steps: StepsConfig;
+}
+
+/** The warehouse the load step writes to, as the step needs it: a JDBC URL without credentials. */
+export interface WarehouseConfig {
+  /** As configured, e.g. `postgres://postgres@127.0.0.1:5432/afluente`; never holds a password. */
+  url: string;
+  dialect: WarehouseDialect;
+  /** `jdbc:postgresql://host:port/db`, or `jdbc:redshift:iam://host:port/db` (IAM auth, no password). */
+  jdbcUrl: string;
+  user: string | null;
+  /** The schema that holds the target tables, the staging tables and the load ledger. */
+  schema: string;
+  /** Redshift only: the role COPY assumes to read the curated Parquet from S3. */
+  copyRoleArn: string | null;
+  /**
+   * A secret: it reaches a local load step through its environment only, never a spec, an argument or a log
+   * (the logger redacts `password` fields).
+   */
+  password?: string;
+}
+
+export interface StepsConfig {
+  runner: 'local' | 'emr';
+  /** The local runner: spark-submit from a Python venv, Spark in local mode. */
+  spark: {
+    /** Absolute. */
+    venv: string;
+    /** Absolute: the folder with the jobs and the afluente_spark package (put on PYTHONPATH). */
+    scripts: string;
+    master: string;
+    driverMemory: string;
+    /** Comma-separated jars for `--jars`; empty for none. */
+    jars: string;
+    /** Absolute: steps' logs go to `<tempDir>/afluente-steps/`, and an s3:// lake is staged under it. */
+    tempDir: string;
+  };
+  /** The EMR runner. */
+  emr: {
+    /** Run every step on this cluster; without it, each run starts a transient cluster. */
+    clusterId?: string;
+    releaseLabel: string;
+    instanceType: string;
+    instanceCount: number;
+    serviceRole?: string;
+    jobFlowRole?: string;
+    logUri?: string;
+    subnetId?: string;
+    /** `s3://…` holding split_tables.py, load_warehouse.py and afluente_spark.zip (no trailing slash). */
+    scriptsUri?: string;
+    pollMs: number;
+    /** A transient cluster's AutoTerminationPolicy.IdleTimeout. */
+    idleTimeoutS: number;
+    /** For an emulator (AFLUENTE_AWS_ENDPOINT). */
+    endpoint?: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -316,6 +493,8 @@ export function loadConfig(
     if (!valid.AFLUENTE_EVENTS_QUEUE_URL)
       problems.push('AFLUENTE_EVENTS_QUEUE_URL must be set when AFLUENTE_LAMBDA_INVOKER=aws');
   }
+  const warehouse = parseWarehouse(valid, problems);
+  if (valid.AFLUENTE_STEP_RUNNER === 'emr') checkEmr(valid, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -329,7 +508,7 @@ export function loadConfig(
     auth: { tokens },
     mysql: { url: valid.AFLUENTE_MYSQL_URL },
     redis: { url: valid.AFLUENTE_REDIS_URL },
-    warehouse: { url: valid.AFLUENTE_WAREHOUSE_URL },
+    warehouse,
     lake: {
       uri: valid.AFLUENTE_LAKE_URI,
       ...(valid.AFLUENTE_S3_ENDPOINT ? { s3Endpoint: valid.AFLUENTE_S3_ENDPOINT } : {}),
@@ -369,10 +548,109 @@ export function loadConfig(
       lockDurationMs: valid.AFLUENTE_LOCK_DURATION_MS,
       dispatchIntervalMs: valid.AFLUENTE_DISPATCH_INTERVAL_MS,
     },
+    reconcile: {
+      intervalMs: valid.AFLUENTE_RECONCILE_INTERVAL_MS,
+      heartbeatDeadlineMs: valid.AFLUENTE_HEARTBEAT_DEADLINE_MS,
+    },
     shutdownGraceMs: valid.AFLUENTE_SHUTDOWN_GRACE_MS,
     migrateOnStart: valid.AFLUENTE_MIGRATE_ON_START,
     metrics: { emf: valid.AFLUENTE_METRICS_EMF, namespace: valid.AFLUENTE_METRICS_NAMESPACE },
+    steps: {
+      runner: valid.AFLUENTE_STEP_RUNNER,
+      spark: {
+        venv: resolve(valid.AFLUENTE_SPARK_VENV),
+        scripts: resolve(valid.AFLUENTE_SPARK_SCRIPTS),
+        master: valid.AFLUENTE_SPARK_MASTER,
+        driverMemory: valid.AFLUENTE_SPARK_DRIVER_MEMORY,
+        jars: valid.AFLUENTE_SPARK_JARS,
+        tempDir: resolve(valid.AFLUENTE_SPARK_TEMP_DIR || tmpdir()),
+      },
+      emr: {
+        ...optional('clusterId', valid.AFLUENTE_EMR_CLUSTER_ID),
+        releaseLabel: valid.AFLUENTE_EMR_RELEASE_LABEL,
+        instanceType: valid.AFLUENTE_EMR_INSTANCE_TYPE,
+        instanceCount: valid.AFLUENTE_EMR_INSTANCE_COUNT,
+        ...optional('serviceRole', valid.AFLUENTE_EMR_SERVICE_ROLE),
+        ...optional('jobFlowRole', valid.AFLUENTE_EMR_JOB_FLOW_ROLE),
+        ...optional('logUri', valid.AFLUENTE_EMR_LOG_URI.replace(/\/+$/, '')),
+        ...optional('subnetId', valid.AFLUENTE_EMR_SUBNET_ID),
+        ...optional('scriptsUri', valid.AFLUENTE_EMR_SCRIPTS_URI.replace(/\/+$/, '')),
+        pollMs: valid.AFLUENTE_EMR_POLL_MS,
+        idleTimeoutS: valid.AFLUENTE_EMR_IDLE_TIMEOUT_S,
+        ...optional('endpoint', valid.AFLUENTE_AWS_ENDPOINT),
+      },
+    },
   };
+}
+
+function optional<K extends string>(key: K, value: string): Partial<Record<K, string>> {
+  return value ? ({ [key]: value } as Record<K, string>) : {};
+}
+
+const WAREHOUSE_PORTS: Record<WarehouseDialect, number> = { postgres: 5432, redshift: 5439 };
+
+// The URL's own problems never echo it: it may hold a password, which is exactly what is being refused.
+function parseWarehouse(valid: Env, problems: string[]): WarehouseConfig {
+  const url = valid.AFLUENTE_WAREHOUSE_URL;
+  const dialect: WarehouseDialect = url.startsWith('redshift://') ? 'redshift' : 'postgres';
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    problems.push('AFLUENTE_WAREHOUSE_URL must be a URL like postgres://user@host:5432/database');
+  }
+  if (parsed?.password) {
+    problems.push(
+      'AFLUENTE_WAREHOUSE_URL must not hold a password: set it in AFLUENTE_WAREHOUSE_PASSWORD instead, ' +
+        'a secret the load step gets in its environment, never in its arguments or logs',
+    );
+  }
+  const database = parsed?.pathname.replace(/^\//, '') ?? '';
+  if (parsed && (!parsed.hostname || !/^[A-Za-z0-9_$-]+$/.test(database))) {
+    problems.push(
+      `AFLUENTE_WAREHOUSE_URL must name a host and a database, like ${dialect}://user@host:${WAREHOUSE_PORTS[dialect]}/afluente`,
+    );
+  }
+  if (dialect === 'redshift' && !valid.AFLUENTE_WAREHOUSE_COPY_ROLE_ARN) {
+    problems.push(
+      'AFLUENTE_WAREHOUSE_COPY_ROLE_ARN must be set when AFLUENTE_WAREHOUSE_URL is redshift://: ' +
+        'it is the role Redshift COPY assumes to read the curated Parquet from S3',
+    );
+  }
+  const host = parsed?.hostname ?? '';
+  const port = parsed?.port || String(WAREHOUSE_PORTS[dialect]);
+  const prefix = dialect === 'redshift' ? 'jdbc:redshift:iam' : 'jdbc:postgresql';
+  return {
+    url,
+    dialect,
+    jdbcUrl: `${prefix}://${host}:${port}/${database}${parsed?.search ?? ''}`,
+    user: parsed?.username ? decodeURIComponent(parsed.username) : null,
+    schema: valid.AFLUENTE_WAREHOUSE_SCHEMA,
+    copyRoleArn: valid.AFLUENTE_WAREHOUSE_COPY_ROLE_ARN || null,
+    ...(valid.AFLUENTE_WAREHOUSE_PASSWORD ? { password: valid.AFLUENTE_WAREHOUSE_PASSWORD } : {}),
+  };
+}
+
+function checkEmr(valid: Env, problems: string[]): void {
+  const when = 'when AFLUENTE_STEP_RUNNER=emr';
+  if (!valid.AFLUENTE_LAKE_URI.startsWith('s3://'))
+    problems.push(
+      `AFLUENTE_LAKE_URI must be an s3:// lake ${when}: the steps read and write it from the cluster`,
+    );
+  if (!valid.AFLUENTE_EMR_SCRIPTS_URI)
+    problems.push(
+      `AFLUENTE_EMR_SCRIPTS_URI must be set ${when}: an s3:// URI holding split_tables.py, load_warehouse.py and afluente_spark.zip`,
+    );
+  if (valid.AFLUENTE_EMR_CLUSTER_ID) return;
+  const transient = `${when} and no AFLUENTE_EMR_CLUSTER_ID is set (each run starts its own cluster)`;
+  if (!valid.AFLUENTE_EMR_SERVICE_ROLE)
+    problems.push(`AFLUENTE_EMR_SERVICE_ROLE must name the EMR service role ${transient}`);
+  if (!valid.AFLUENTE_EMR_JOB_FLOW_ROLE)
+    problems.push(
+      `AFLUENTE_EMR_JOB_FLOW_ROLE must name the instance profile of the cluster's EC2 instances ${transient}`,
+    );
+  if (!valid.AFLUENTE_EMR_LOG_URI)
+    problems.push(`AFLUENTE_EMR_LOG_URI must be an s3:// URI for the cluster's logs ${transient}`);
 }
 
 // Tokens are secrets: problems name the position, never the value.

@@ -1,8 +1,8 @@
-import { OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-orm/mysql';
+import { LockMode, OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-orm/mysql';
 import type { Stage } from '../../contract/stages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { Job, LakeFile, Run, type ErrorInfo } from '../state/entities/index.ts';
+import { Job, LakeFile, Run, SourceState, type ErrorInfo } from '../state/entities/index.ts';
 import { Status, isTerminal } from '../state/status.ts';
 import { transitionJob, transitionRun } from '../state/transitions.ts';
 import { queueJobId, type JobCatalog, type StageJobData } from './catalog.ts';
@@ -107,16 +107,20 @@ export class RunEngine {
         transitionJob(job, Status.Completed);
         job.metrics = { ...job.metrics, ...outcome.metrics, ...outcome.counts };
         addCounts(run, outcome);
-        await recordFiles(em, run, job, outcome.files ?? []);
+        const files = await recordFiles(em, run, job, outcome.files ?? []);
         const stageDone = (): void => this.res.metrics.stageFinished(run.source, job.stage, 'completed', job);
 
         const nextStage = run.plan[run.plan.indexOf(job.stage) + 1];
         if (nextStage) {
           const next = this.createJob(em, run, nextStage);
+          // Lineage: the next stage reads what this one committed (rejected records stop here).
+          next.inputs.set(files.filter((f) => f.layer !== 'rejected'));
+          if (outcome.nextParams) next.params = outcome.nextParams;
           await em.flush();
           return { dispatch: dispatchOf(next), record: stageDone };
         }
         transitionRun(run, Status.Completed);
+        await advanceCursor(em, run);
         return {
           dispatch: undefined,
           record: () => {
@@ -189,6 +193,22 @@ export class RunEngine {
     return run?.status;
   }
 
+  /**
+   * Records where a running job's external work is (an EMR step id, the cluster) as soon as it is submitted,
+   * so a restarted worker or the reconciler can find it. Plain UPDATEs: not a state change.
+   */
+  async attachExternal(jobId: number, runId: number, externalId: string, clusterId?: string): Promise<void> {
+    const em = this.em();
+    await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { externalId });
+    if (clusterId) await em.nativeUpdate(Run, { id: runId }, { clusterId });
+  }
+
+  /** The EMR cluster recorded on the run, if any. */
+  async clusterOf(runId: number): Promise<string | null> {
+    const run = await this.em().findOne(Run, runId, { fields: ['clusterId'] });
+    return run?.clusterId ?? null;
+  }
+
   /** Creates the next job of a run as PENDING; the caller flushes. */
   createJob(em: EntityManager, run: Run, stage: Stage): Job {
     const entry = this.res.catalog[stage];
@@ -216,10 +236,11 @@ export function dispatchOf(job: Job): Dispatch {
  * Records a stage's lake files in the transaction that completes it. Keys are deterministic, so a retried stage
  * finds its earlier rows by URI and updates them instead of adding duplicates.
  */
-async function recordFiles(em: EntityManager, run: Run, job: Job, files: OutputFile[]): Promise<void> {
-  if (files.length === 0) return;
+async function recordFiles(em: EntityManager, run: Run, job: Job, files: OutputFile[]): Promise<LakeFile[]> {
+  if (files.length === 0) return [];
   const existing = await em.find(LakeFile, { uri: { $in: files.map((f) => f.uri) } });
   const byUri = new Map(existing.map((f) => [f.uri, f]));
+  const rows: LakeFile[] = [];
   for (const file of files) {
     const data = {
       layer: file.layer,
@@ -232,8 +253,35 @@ async function recordFiles(em: EntityManager, run: Run, job: Job, files: OutputF
     };
     const row = byUri.get(file.uri);
     if (row) em.assign(row, data);
-    else em.create(LakeFile, { uri: file.uri, ...data });
+    rows.push(row ?? em.create(LakeFile, { uri: file.uri, ...data }));
   }
+  return rows;
+}
+
+/**
+ * Moves the source's cursor to the one the run reached, in the transaction that marks the run COMPLETED, so the
+ * cursor never runs ahead of the warehouse. It never moves backwards: a replay of an old window leaves it alone.
+ */
+async function advanceCursor(em: EntityManager, run: Run): Promise<void> {
+  const next = run.nextCursor;
+  if (next === null || next === undefined) return;
+  const state = await em.findOne(SourceState, run.source, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (!state) {
+    em.create(SourceState, { source: run.source, cursor: next, lastRunId: run.id });
+    return;
+  }
+  if (state.cursor !== null && state.cursor !== undefined && !cursorAhead(next, state.cursor)) return;
+  state.cursor = next;
+  state.lastRunId = run.id;
+}
+
+/** Whether cursor `a` is past `b`: as numbers when both are, as instants when both are dates, else as text. */
+export function cursorAhead(a: string, b: string): boolean {
+  const [na, nb] = [Number(a), Number(b)];
+  if (a.trim() !== '' && b.trim() !== '' && Number.isFinite(na) && Number.isFinite(nb)) return na > nb;
+  const [da, db] = [Date.parse(a), Date.parse(b)];
+  if (!Number.isNaN(da) && !Number.isNaN(db) && da !== db) return da > db;
+  return a > b;
 }
 
 function addCounts(run: Run, outcome: StageOutcome): void {
@@ -241,5 +289,7 @@ function addCounts(run: Run, outcome: StageOutcome): void {
   if (counts?.fetched !== undefined) run.fetched = (run.fetched ?? 0) + counts.fetched;
   if (counts?.valid !== undefined) run.valid = (run.valid ?? 0) + counts.valid;
   if (counts?.rejected !== undefined) run.rejected = (run.rejected ?? 0) + counts.rejected;
+  if (counts?.duplicates !== undefined) run.duplicates = counts.duplicates;
+  if (outcome.cursor !== undefined) run.nextCursor = outcome.cursor;
   if (rows) run.rows = { ...run.rows, ...rows };
 }

@@ -16,10 +16,18 @@ export interface OutputFile {
 
 /** What a stage reports when it succeeds. Counts add to the run's; metrics are stored on the job. */
 export interface StageOutcome {
-  counts?: { fetched?: number; valid?: number; rejected?: number };
+  counts?: { fetched?: number; valid?: number; rejected?: number; duplicates?: number };
+  /** Rows per warehouse table, stored on the run. */
   rows?: Record<string, number>;
   metrics?: Record<string, unknown>;
   files?: OutputFile[];
+  /** The incremental cursor the run reached; the source's cursor becomes it only when the run COMPLETES. */
+  cursor?: string | null;
+  /**
+   * Params of the next stage's job, stored on it when it is created in the same transaction (the seed's state
+   * control: the load job exists with its files and params before its step starts).
+   */
+  nextParams?: Record<string, unknown>;
 }
 
 export interface StageContext<S extends Stage> {
@@ -46,6 +54,8 @@ export interface FailureDetails {
   httpStatus?: number;
   /** With credentials removed. */
   url?: string;
+  /** Where the logs of the failed work are (an EMR step's log file, a local step's log). */
+  logs?: string;
 }
 
 /** A stage failure with a machine reason and details; BullMQ retries it while attempts are left. */
@@ -70,19 +80,3 @@ export class StageError extends Error {
 export class NonRetryableError extends StageError {
   override name = 'NonRetryableError';
 }
-
-/**
- * The handlers the service ships until each stage lands. They fail loudly instead of completing with
- * nothing done.
- */
-export function notImplemented<S extends Stage>(stage: S): StageHandler<S> {
-  return () =>
-    Promise.reject(new NonRetryableError('not_implemented', `stage "${stage}" is not implemented yet`));
-}
-
-export const DEFAULT_STAGE_HANDLERS: StageHandlers = {
-  ingest: notImplemented('ingest'),
-  validate: notImplemented('validate'),
-  transform: notImplemented('transform'),
-  load: notImplemented('load'),
-};

@@ -5,13 +5,19 @@ import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
 import { Dispatcher } from '../orchestration/dispatcher.ts';
 import { StageQueues } from '../orchestration/queues.ts';
 import { RunEngine, type EngineResources } from '../orchestration/run-engine.ts';
-import { DEFAULT_STAGE_HANDLERS, type StageHandlers } from '../orchestration/stage-handler.ts';
+import type { EMRClient } from '@aws-sdk/client-emr';
+import { Reconciler } from '../orchestration/reconciler.ts';
+import type { StageHandlers } from '../orchestration/stage-handler.ts';
 import { StageWorkers } from '../orchestration/stage-workers.ts';
 import { RunService } from '../runs/run-service.ts';
 import { InvocationEvents } from '../invocation/events.ts';
 import { eventsConsumer, lambdaInvoker } from '../invocation/adapters.ts';
 import { ingestStage } from '../stages/ingest.ts';
 import { validateStage } from '../stages/validate.ts';
+import { transformStage } from '../stages/transform.ts';
+import { loadStage } from '../stages/load.ts';
+import { openStepRunner } from '../steps/open-runner.ts';
+import type { StepRunner } from '../steps/step-runner.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,17 +27,23 @@ declare module 'fastify' {
     dispatcher: Dispatcher;
     /** Present when this process plays the worker role. */
     workers?: StageWorkers;
+    /** Runs the transform and load Spark steps (local spark-submit or EMR). */
+    stepRunner: StepRunner;
+    /** Present when this process plays the scheduler role. */
+    reconciler?: Reconciler;
     invocationEvents: InvocationEvents;
   }
 }
 
 export interface OrchestrationOptions {
-  /** Stage handlers; any left out fail with "not implemented". @default DEFAULT_STAGE_HANDLERS */
+  /** Stage handlers that replace the shipped ones (tests stand in for a stage). @default the shipped stages */
   handlers?: Partial<StageHandlers>;
   /** The job catalog (tests shorten timeouts and backoffs). @default JOB_CATALOG */
   catalog?: JobCatalog;
   /** The Lambda client of the aws invoker (a test stands in for the Lambda service). @default from config */
   lambdaClient?: LambdaClient;
+  /** The EMR client of the emr step runner (a test adds middleware to it). @default from config */
+  emrClient?: EMRClient;
 }
 
 /**
@@ -60,6 +72,10 @@ export default fp<OrchestrationOptions>(
     const events = new InvocationEvents(connection, config.queue.prefix);
     app.decorate('invocationEvents', events);
 
+    const stepRunner = openStepRunner(config, app.lake, app.log, { emrClient: opts.emrClient });
+    app.decorate('stepRunner', stepRunner as StepRunner);
+    app.addHook('onClose', async () => stepRunner.close());
+
     if (config.roles.has('worker')) {
       const invoker = lambdaInvoker(config, events, app.log, opts.lambdaClient);
       app.addHook('onClose', async () => invoker.close());
@@ -68,8 +84,9 @@ export default fp<OrchestrationOptions>(
         consumer.start();
         app.addHook('preClose', async () => consumer.stop());
       }
+      // What a Spark step needs to know of the warehouse; the password never goes into a spec.
+      const { dialect, jdbcUrl, user, schema, copyRoleArn } = config.warehouse;
       const shipped: StageHandlers = {
-        ...DEFAULT_STAGE_HANDLERS,
         ingest: ingestStage({
           orm: app.orm,
           lake: app.lake,
@@ -89,6 +106,23 @@ export default fp<OrchestrationOptions>(
           parts: config.ingest,
           // A validate invocation is sized to be short; the Lambda's own limit is the ingest one.
           resultTimeoutMs: config.ingest.timeLimitMs + 120_000,
+        }),
+        transform: transformStage({
+          lake: app.lake,
+          sources: app.sources.sources,
+          runner: stepRunner,
+          engine,
+          warehouseSchema: schema,
+        }),
+        load: loadStage({
+          lake: app.lake,
+          sources: app.sources.sources,
+          runner: stepRunner,
+          engine,
+          warehouse: { dialect, jdbcUrl, user, schema, copyRoleArn },
+          ...(stepRunner.kind === 'emr'
+            ? { releaseCluster: (id: string) => stepRunner.terminateCluster(id) }
+            : {}),
         }),
       };
       const handlers: StageHandlers = { ...shipped, ...opts.handlers };
@@ -118,6 +152,21 @@ export default fp<OrchestrationOptions>(
       const timer = setInterval(sweep, config.queue.dispatchIntervalMs);
       timer.unref();
       app.addHook('preClose', async () => clearInterval(timer));
+
+      // At start-up and then periodically: re-attach to running Spark steps, fail jobs whose worker is gone.
+      const reconciler = new Reconciler(
+        res,
+        { engine, runner: stepRunner },
+        { heartbeatDeadlineMs: config.reconcile.heartbeatDeadlineMs },
+      );
+      app.decorate('reconciler', reconciler);
+      const reconcile = (): void => {
+        reconciler.sweep().catch((error: unknown) => app.log.warn({ err: error }, 'reconciler sweep failed'));
+      };
+      app.addHook('onReady', async () => reconcile());
+      const reconcileTimer = setInterval(reconcile, config.reconcile.intervalMs);
+      reconcileTimer.unref();
+      app.addHook('preClose', async () => clearInterval(reconcileTimer));
     }
 
     app.addHook('onClose', async () => {

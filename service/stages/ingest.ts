@@ -98,6 +98,7 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
           ) as IngestManifest;
           return {
             counts: { fetched: manifest.records },
+            cursor: manifest.nextCursor,
             files: manifest.files.map((f) => ({
               uri: deps.lake.uri(f.key),
               layer: 'raw' as const,

@@ -7,6 +7,7 @@ import type { Config } from '../config/env.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { InvocationEvents } from '../invocation/events.ts';
 import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
+import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import type { LambdaInvoker } from '../invocation/invoker.ts';
 import {
@@ -43,13 +44,13 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
     const source = sourceOf(deps.sources, ctx.run);
     const dt = runDate(ctx.run.createdAt);
     const rawKey = manifestKey(runPrefix('raw', source.name, dt, ctx.run.id));
-    if (!(await deps.lake.exists(rawKey))) {
-      throw new NonRetryableError(
-        'no_raw_manifest',
-        `run ${ctx.run.id} has no committed raw data: ${deps.lake.uri(rawKey)} is missing`,
-      );
-    }
-    const raw = await readJson<IngestManifest>(deps.lake, rawKey);
+    const raw = await readCommitted<IngestManifest>(
+      deps.lake,
+      rawKey,
+      ctx.run.id,
+      'no_raw_manifest',
+      'raw data',
+    );
     const validPrefix = runPrefix('validated', source.name, dt, ctx.run.id);
     const rejectedPrefix = runPrefix('rejected', source.name, dt, ctx.run.id);
     const groups = chunk(raw.files, deps.partsPerGroup);
@@ -189,10 +190,6 @@ async function committedGroup(
   const same =
     manifest.inputs.length === parts.length && manifest.inputs.every((k, i) => k === parts[i]?.key);
   return same ? manifest : undefined;
-}
-
-async function readJson<T>(lake: Lake, key: string): Promise<T> {
-  return JSON.parse((await lake.getBytes(key)).toString('utf8')) as T;
 }
 
 function chunk<T>(items: T[], size: number): T[][] {

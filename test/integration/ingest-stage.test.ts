@@ -28,7 +28,18 @@ beforeAll(async () => {
 afterAll(async () => api.close());
 
 const ok = () => Promise.resolve({});
-const later: Partial<StageHandlers> = { validate: ok, transform: ok, load: ok };
+// A test can hold the load stage open to look at the state before the run completes.
+let loadGate: Promise<void> | undefined;
+let loadStarted: (() => void) | undefined;
+const later: Partial<StageHandlers> = {
+  validate: ok,
+  transform: ok,
+  load: async () => {
+    loadStarted?.();
+    await loadGate;
+    return {};
+  },
+};
 const FAST: JobCatalog = {
   ...JOB_CATALOG,
   ingest: { ...JOB_CATALOG.ingest, backoff: { type: 'fixed', delay: 50 } },
@@ -59,9 +70,19 @@ afterEach(async () => {
 const em = (t: TestApp) => t.app.orm.em.fork() as EntityManager;
 
 describe('the ingest stage', () => {
-  it('pulls the source into raw files, records them on the job and the run, and leaves the cursor alone', async () => {
+  it('pulls the source into raw files, records them on the job and the run, and moves the cursor only when the run completes', async () => {
     const t = await start({ AFLUENTE_INGEST_PART_MAX_RECORDS: '500' });
+    let release = (): void => undefined;
+    loadGate = new Promise((resolve) => (release = resolve));
+    const inLoad = new Promise<void>((resolve) => (loadStarted = resolve));
     const { run } = await t.app.runs.create({ source: 'demo' });
+    await inLoad;
+    // Ingest has committed its cursor on the run, but the source's cursor waits for the run's completion.
+    expect(await em(t).findOne(SourceState, 'demo')).toBeNull();
+    expect((await em(t).findOneOrFail(Run, run.id)).nextCursor).toMatch(/^20\d\d-/);
+    release();
+    loadGate = undefined;
+    loadStarted = undefined;
     const done = await finishedRun(t, run.id);
     expect(done.status).toBe('COMPLETED');
     expect(done.fetched).toBe(RECORDS);
@@ -81,8 +102,11 @@ describe('the ingest stage', () => {
         `^file:///.*/raw/source=demo/dt=\\d{4}-\\d{2}-\\d{2}/run=${run.id}/part-00000\\.ndjson\\.gz$`,
       ),
     );
-    // The cursor moves only in the transaction that completes a run after its load (a later stage's job).
-    expect(await em(t).findOne(SourceState, 'demo')).toBeNull();
+    // The cursor moved in the transaction that completed the run, to the newest record ingest saw.
+    expect(await em(t).findOneOrFail(SourceState, 'demo')).toMatchObject({
+      cursor: ingest.metrics?.nextCursor,
+      lastRunId: run.id,
+    });
 
     const detail = await request(t.app.server)
       .get(`/runs/${run.id}`)

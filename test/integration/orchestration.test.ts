@@ -177,19 +177,6 @@ describe('orchestration: a run moves through its stage plan', () => {
     expect(failed.error).toMatchObject({ reason: 'http_401', attempt: 1 });
   });
 
-  it('ships stages that fail loudly until they are implemented, never completing with nothing done', async () => {
-    // Ingest and validate stand in for the real ones here; transform is still the shipped placeholder.
-    const t = await start({ handlers: { ingest: allOk.ingest, validate: allOk.validate } });
-    const { run } = await t.app.runs.create({ source: 'demo' });
-    const failed = await runUntil(t, run.id, ['FAILED', 'COMPLETED']);
-    expect(failed.status).toBe('FAILED');
-    expect(failed.error).toMatchObject({
-      reason: 'not_implemented',
-      message: 'stage "transform" is not implemented yet',
-    });
-    expect((await jobsOf(t, run.id)).map((j) => j.status)).toEqual(['COMPLETED', 'COMPLETED', 'FAILED']);
-  });
-
   it('aborts a stage that runs past its timeout', async () => {
     const catalog: JobCatalog = { ...FAST, ingest: { ...FAST.ingest, attempts: 1, timeoutMs: 300 } };
     let aborted = false;

@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, redactUrl } from '../../service/config/env.ts';
 
@@ -106,6 +108,140 @@ describe('config from AFLUENTE_* variables', () => {
     ).toEqual([
       'AFLUENTE_LAMBDA_FUNCTIONS must name the validate function when AFLUENTE_LAMBDA_INVOKER=aws (e.g. validate=afluente-validate)',
       'AFLUENTE_EVENTS_QUEUE_URL must be set when AFLUENTE_LAMBDA_INVOKER=aws',
+    ]);
+  });
+});
+
+describe('config of the warehouse and the Spark steps', () => {
+  const EMR = {
+    ...TOKENS,
+    AFLUENTE_STEP_RUNNER: 'emr',
+    AFLUENTE_LAKE_URI: 's3://lake-bucket/lake',
+    AFLUENTE_EMR_SCRIPTS_URI: 's3://code-bucket/spark/',
+  };
+
+  it('defaults to local Spark from .venv and the local PostgreSQL as the warehouse', () => {
+    const config = loadConfig(TOKENS);
+    expect(config.steps.runner).toBe('local');
+    expect(config.steps.spark).toMatchObject({
+      venv: resolve('.venv'),
+      scripts: resolve('spark'),
+      master: 'local[*]',
+      driverMemory: '4g',
+      jars: '/usr/share/java/postgresql.jar',
+      tempDir: resolve(tmpdir()),
+    });
+    expect(config.steps.emr).toEqual({
+      releaseLabel: 'emr-7.5.0',
+      instanceType: 'm5.xlarge',
+      instanceCount: 3,
+      pollMs: 15_000,
+      idleTimeoutS: 3600,
+    });
+    expect(config.warehouse).toEqual({
+      url: 'postgres://postgres@127.0.0.1:5432/afluente',
+      dialect: 'postgres',
+      jdbcUrl: 'jdbc:postgresql://127.0.0.1:5432/afluente',
+      user: 'postgres',
+      schema: 'public',
+      copyRoleArn: null,
+    });
+  });
+
+  it('gives Redshift an IAM JDBC URL and its COPY role, and keeps the password out of every URL', () => {
+    const config = loadConfig({
+      ...TOKENS,
+      AFLUENTE_WAREHOUSE_URL: 'redshift://loader@wh.abc123.eu-west-1.redshift.amazonaws.com/analytics',
+      AFLUENTE_WAREHOUSE_SCHEMA: 'lake_loads',
+      AFLUENTE_WAREHOUSE_COPY_ROLE_ARN: 'arn:aws:iam::123456789012:role/afluente-copy',
+    });
+    expect(config.warehouse).toMatchObject({
+      dialect: 'redshift',
+      jdbcUrl: 'jdbc:redshift:iam://wh.abc123.eu-west-1.redshift.amazonaws.com:5439/analytics',
+      user: 'loader',
+      schema: 'lake_loads',
+      copyRoleArn: 'arn:aws:iam::123456789012:role/afluente-copy',
+    });
+    const local = loadConfig({ ...TOKENS, AFLUENTE_WAREHOUSE_PASSWORD: 'pg-s3cret' });
+    expect(local.warehouse.password).toBe('pg-s3cret');
+    expect(local.warehouse.jdbcUrl).not.toContain('s3cret');
+  });
+
+  it('refuses a password in the warehouse URL without echoing it, and points to AFLUENTE_WAREHOUSE_PASSWORD', () => {
+    const problems = problemsOf({
+      ...TOKENS,
+      AFLUENTE_WAREHOUSE_URL: 'postgres://app:hunter22@db:5432/afluente',
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^AFLUENTE_WAREHOUSE_URL must not hold a password: set it in AFLUENTE_WAREHOUSE_PASSWORD/,
+    );
+    expect(problems.join()).not.toContain('hunter22');
+  });
+
+  it('requires the COPY role for Redshift, and checks the schema name and the warehouse URL', () => {
+    const problems = problemsOf({
+      ...TOKENS,
+      AFLUENTE_WAREHOUSE_URL: 'redshift://wh.example.com:5439/',
+      AFLUENTE_WAREHOUSE_SCHEMA: 'drop table;',
+    });
+    expect(problems).toEqual([
+      'AFLUENTE_WAREHOUSE_SCHEMA must be a schema name: a letter or _, then letters, digits or _ (at most 63) (got "drop table;")',
+    ]);
+    expect(problemsOf({ ...TOKENS, AFLUENTE_WAREHOUSE_URL: 'redshift://wh.example.com:5439/' })).toEqual([
+      'AFLUENTE_WAREHOUSE_URL must name a host and a database, like redshift://user@host:5439/afluente',
+      'AFLUENTE_WAREHOUSE_COPY_ROLE_ARN must be set when AFLUENTE_WAREHOUSE_URL is redshift://: it is the role Redshift COPY assumes to read the curated Parquet from S3',
+    ]);
+  });
+
+  it('names each bad Spark or EMR setting and what it expects', () => {
+    const problems = problemsOf({
+      ...TOKENS,
+      AFLUENTE_STEP_RUNNER: 'yarn',
+      AFLUENTE_SPARK_DRIVER_MEMORY: 'lots',
+      AFLUENTE_EMR_INSTANCE_COUNT: '0',
+      AFLUENTE_EMR_IDLE_TIMEOUT_S: '30',
+    });
+    expect(problems).toEqual([
+      'AFLUENTE_STEP_RUNNER must be local (spark-submit from the venv, Spark in local mode) or emr (steps on an EMR cluster) (got "yarn")',
+      'AFLUENTE_SPARK_DRIVER_MEMORY must be a JVM memory size such as 4g or 512m (got "lots")',
+      'AFLUENTE_EMR_INSTANCE_COUNT must be instances in a transient cluster (one primary, the rest core), from 1 to 256 (got "0")',
+      'AFLUENTE_EMR_IDLE_TIMEOUT_S must be seconds a transient cluster may sit idle before it terminates itself, from 60 to 604800 (got "30")',
+    ]);
+  });
+
+  it('with the emr runner, requires an s3:// lake, the scripts URI, and what a transient cluster needs', () => {
+    expect(problemsOf({ ...TOKENS, AFLUENTE_STEP_RUNNER: 'emr' })).toEqual([
+      'AFLUENTE_LAKE_URI must be an s3:// lake when AFLUENTE_STEP_RUNNER=emr: the steps read and write it from the cluster',
+      'AFLUENTE_EMR_SCRIPTS_URI must be set when AFLUENTE_STEP_RUNNER=emr: an s3:// URI holding split_tables.py, load_warehouse.py and afluente_spark.zip',
+      'AFLUENTE_EMR_SERVICE_ROLE must name the EMR service role when AFLUENTE_STEP_RUNNER=emr and no AFLUENTE_EMR_CLUSTER_ID is set (each run starts its own cluster)',
+      "AFLUENTE_EMR_JOB_FLOW_ROLE must name the instance profile of the cluster's EC2 instances when AFLUENTE_STEP_RUNNER=emr and no AFLUENTE_EMR_CLUSTER_ID is set (each run starts its own cluster)",
+      "AFLUENTE_EMR_LOG_URI must be an s3:// URI for the cluster's logs when AFLUENTE_STEP_RUNNER=emr and no AFLUENTE_EMR_CLUSTER_ID is set (each run starts its own cluster)",
+    ]);
+    // A fixed cluster needs no roles: it already has them.
+    const fixed = loadConfig({ ...EMR, AFLUENTE_EMR_CLUSTER_ID: 'j-2AXXXXXXGAPLF' });
+    expect(fixed.steps.emr).toMatchObject({
+      clusterId: 'j-2AXXXXXXGAPLF',
+      scriptsUri: 's3://code-bucket/spark',
+    });
+    const transient = loadConfig({
+      ...EMR,
+      AFLUENTE_EMR_SERVICE_ROLE: 'EMR_DefaultRole',
+      AFLUENTE_EMR_JOB_FLOW_ROLE: 'EMR_EC2_DefaultRole',
+      AFLUENTE_EMR_LOG_URI: 's3://logs-bucket/emr/',
+      AFLUENTE_EMR_POLL_MS: '200',
+    });
+    expect(transient.steps).toMatchObject({
+      runner: 'emr',
+      emr: {
+        serviceRole: 'EMR_DefaultRole',
+        jobFlowRole: 'EMR_EC2_DefaultRole',
+        logUri: 's3://logs-bucket/emr',
+        pollMs: 200,
+      },
+    });
+    expect(problemsOf({ ...EMR, AFLUENTE_EMR_CLUSTER_ID: 'cluster-1' })).toEqual([
+      'AFLUENTE_EMR_CLUSTER_ID must be empty (a transient cluster per run), or the id of a running EMR cluster to run every step on, e.g. j-2AXXXXXXGAPLF (got "cluster-1")',
     ]);
   });
 });

@@ -26,7 +26,14 @@ export const Run = defineEntity({
     fetched: p.bigint('number').nullable(),
     valid: p.bigint('number').nullable(),
     rejected: p.bigint('number').nullable(),
+    /** Rows merged into each warehouse table by the run's committed load. */
     rows: p.json<Record<string, number>>().nullable(),
+    /** Records the transform dropped because a later record of the run had the same key. */
+    duplicates: p.bigint('number').nullable(),
+    /** The incremental cursor the run's ingest reached; it becomes the source's cursor when the run COMPLETES. */
+    nextCursor: p.string().length(1024).nullable(),
+    /** The EMR cluster the run's steps run on (a transient one is started for the run when none is configured). */
+    clusterId: p.string().length(64).nullable(),
     cancelledBy: p.string().length(64).nullable(),
     ...lifecycleProperties,
     jobs: () => p.oneToMany(Job).mappedBy('run'),

@@ -1,6 +1,8 @@
 // The committed migrations, oldest first. `npm run migration:create` regenerates this list.
 import { Migration20261123210527_initial } from './Migration20261123210527_initial.ts';
+import { Migration20261123231421_run_load_fields } from './Migration20261123231421_run_load_fields.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123210527_initial', class: Migration20261123210527_initial },
+  { name: 'Migration20261123231421_run_load_fields', class: Migration20261123231421_run_load_fields },
 ];

@@ -1,0 +1,106 @@
+import { runDate } from '../../contract/lake-layout.ts';
+import {
+  curatedManifestKey,
+  loadResultKey,
+  stepSpecKey,
+  type LoadResult,
+  type LoadSpec,
+  type TransformManifest,
+} from '../../contract/steps.ts';
+import type { Lake } from '../../lib/lake/lake.ts';
+import type { LoadedSource } from '../config/sources.ts';
+import type { StageHandler } from '../orchestration/stage-handler.ts';
+import { stepName } from '../steps/step-runner.ts';
+import { readCommitted, readJson } from './lake-json.ts';
+import { sourceOf } from './source-of.ts';
+import { runSparkStep, type SparkStepDeps } from './spark-step.ts';
+
+export interface LoadStageDeps extends SparkStepDeps {
+  lake: Lake;
+  sources: ReadonlyMap<string, LoadedSource>;
+  warehouse: LoadSpec['warehouse'];
+  /**
+   * Ends a transient EMR cluster once the run's last step is done (the emr runner never ends a configured one).
+   * A run that fails before this leaves the cluster to its idle auto-termination.
+   */
+  releaseCluster?: (clusterId: string) => Promise<void>;
+}
+
+/**
+ * The load stage: the load_warehouse Spark step merges the run's curated tables into the warehouse in one
+ * transaction, with a row per table in the load ledger. The step writes its result only after that commit, so a
+ * result already in the lake means the load committed (a redelivery after the commit reuses it); the ledger
+ * makes a second run of the step change nothing.
+ */
+export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
+  return async (ctx) => {
+    const source = sourceOf(deps.sources, ctx.run);
+    const dt = runDate(ctx.run.createdAt);
+    const manifestAt = curatedManifestKey(source.name, dt, ctx.run.id);
+    const manifest = await readCommitted<TransformManifest>(
+      deps.lake,
+      manifestAt,
+      ctx.run.id,
+      'no_curated_manifest',
+      'curated tables',
+    );
+    const resultAt = loadResultKey(source.name, dt, ctx.run.id);
+
+    let reused = true;
+    if (!(await deps.lake.exists(resultAt))) {
+      reused = false;
+      const spec: LoadSpec = {
+        version: 1,
+        job: 'load_warehouse',
+        runId: ctx.run.id,
+        jobId: ctx.job.id,
+        source: source.name,
+        dt,
+        lakeRoot: deps.lake.root,
+        manifest: manifestAt,
+        tables: source.tables,
+        warehouse: deps.warehouse,
+      };
+      const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');
+      await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
+      await runSparkStep(deps, ctx, {
+        job: 'load_warehouse',
+        name: stepName(ctx.run.id, ctx.job.id, 'load_warehouse'),
+        specKey,
+        inputs: [
+          specKey,
+          manifestAt,
+          ...Object.values(manifest.tables).flatMap((t) => t.files.map((f) => f.key)),
+        ],
+        outputs: [resultAt],
+      });
+    }
+    const result = await readJson<LoadResult>(deps.lake, resultAt);
+    if (result.runId !== ctx.run.id) {
+      throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${ctx.run.id}`);
+    }
+    const rows = Object.fromEntries(Object.entries(manifest.tables).map(([t, v]) => [t, v.rows]));
+    const mismatched = Object.entries(rows).filter(([table, n]) => result.rows[table] !== n);
+    if (mismatched.length > 0) {
+      throw new Error(
+        `load of run ${ctx.run.id} does not reconcile with its curated tables: ` +
+          mismatched.map(([t, n]) => `${t} curated ${n}, loaded ${String(result.rows[t])}`).join('; '),
+      );
+    }
+    const clusterId = (await deps.engine.clusterOf(ctx.run.id)) ?? ctx.run.clusterId;
+    if (clusterId && deps.releaseCluster) {
+      await deps.releaseCluster(clusterId).catch((error: unknown) => {
+        ctx.logger.warn({ err: error, clusterId }, 'could not terminate the run’s EMR cluster');
+      });
+    }
+    return {
+      rows: result.rows,
+      metrics: {
+        rows: result.rows,
+        alreadyLoaded: result.alreadyLoaded,
+        reused,
+        warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
+      },
+    };
+  };
+}

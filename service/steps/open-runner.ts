@@ -1,0 +1,38 @@
+import type { EMRClient } from '@aws-sdk/client-emr';
+import type { Lake } from '../../lib/lake/lake.ts';
+import type { Config } from '../config/env.ts';
+import type { Logger } from '../observability/logger.ts';
+import { EmrStepRunner } from './emr-runner.ts';
+import { LocalStepRunner } from './local-runner.ts';
+
+export interface OpenStepRunnerOptions {
+  /** For the emr runner: the client to send with (tests add middleware to it). @default one from config */
+  emrClient?: EMRClient;
+}
+
+/**
+ * The step runner config picks (AFLUENTE_STEP_RUNNER): `local` (spark-submit) or `emr`. Narrow on `kind` for
+ * what only one has, such as the emr runner's `terminateCluster`.
+ */
+export function openStepRunner(
+  config: Pick<Config, 'steps' | 'warehouse'>,
+  lake: Lake,
+  logger: Logger,
+  options: OpenStepRunnerOptions = {},
+): LocalStepRunner | EmrStepRunner {
+  const { steps, warehouse } = config;
+  if (steps.runner === 'local') {
+    return new LocalStepRunner({
+      lake,
+      logger,
+      spark: steps.spark,
+      ...(warehouse.password ? { warehousePassword: warehouse.password } : {}),
+    });
+  }
+  return new EmrStepRunner({
+    lake,
+    logger,
+    emr: steps.emr,
+    ...(options.emrClient ? { client: options.emrClient } : {}),
+  });
+}

@@ -1,0 +1,183 @@
+"""load_warehouse: reads a LoadSpec (contract/steps.ts) and merges exactly the files of the transform's
+manifest into the warehouse, in one transaction, recorded in the load ledger; then writes the LoadResult."""
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from .errors import SpecError, StepError, java_message
+from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
+from .lake import Lake, join
+from .spec import Table, Tables, check_spec_header, load_result_key, read_tables, require
+from .split_job import configure
+from .sql import DIALECTS, WarehouseSql
+
+JOB = "load_warehouse"
+PASSWORD_ENV = "AFLUENTE_WAREHOUSE_PASSWORD"
+JDBC_BATCH_SIZE = 10000
+
+
+def _read_manifest(lake: Lake, root: str, key: str, run_id: int, tables: Tables) -> Mapping[str, Any]:
+    uri = join(root, key)
+    try:
+        manifest = lake.read_json(uri)
+    except Py4JJavaError as error:
+        raise StepError(f"cannot read the transform manifest {key}: {java_message(error)}") from None
+    except ValueError as error:
+        raise StepError(f"the transform manifest {key} is not JSON: {error}") from None
+    what = f"the transform manifest {key}"
+    if manifest.get("version") != 1 or manifest.get("stage") != "transform":
+        raise SpecError(f"{what} is not a version 1 transform manifest")
+    if require(manifest, "runId", int, what) != run_id:
+        raise SpecError(f"{what} is for run {manifest['runId']}, not run {run_id}")
+    listed = require(manifest, "tables", dict, what)
+    for table in tables.all:
+        entry = listed.get(table.name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+            raise SpecError(f"{what} lists no files for table {table.name}")
+    return manifest
+
+
+def _fill_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, uris: List[str], url: str,
+                   props: Dict[str, str]) -> None:
+    if not uris:
+        return
+    columns = []
+    for column in sql.columns(table):
+        value = F.col(column.name)
+        if column.type.kind in ("date", "timestamp"):
+            # Staged as text (see sql.staging_type); the session time zone is UTC.
+            value = value.cast("string")
+        columns.append(value.alias(column.name))
+    frame = spark.read.parquet(*uris).select(*columns)
+    options = dict(props)
+    options["batchsize"] = str(JDBC_BATCH_SIZE)
+    options["numPartitions"] = str(max(1, spark.sparkContext.defaultParallelism))
+    frame.write.jdbc(url=url, table=sql.staging(table), mode="append", properties=options)
+
+
+def _s3_root(root: str, spec_root: str) -> str:
+    for candidate in (root, spec_root):
+        for scheme in ("s3://", "s3a://", "s3n://"):
+            if candidate.startswith(scheme):
+                return "s3://" + candidate[len(scheme):]
+    raise StepError(f"redshift COPY reads from S3, but the lake root {root} is not an s3:// URI")
+
+
+def _check_folder(lake: Lake, root: str, prefix: str, files: List[Mapping[str, Any]]) -> None:
+    """COPY reads every object under the prefix (a stray _SUCCESS would break it): the folder must hold exactly
+    the manifest's files. Dot files are Hadoop's local checksums, never on S3."""
+    listed = sorted(f.name for f in lake.list_files(join(root, prefix)) if not f.name.startswith("."))
+    expected = sorted(str(f["key"])[len(prefix):] for f in files)
+    if listed != expected:
+        raise StepError(f"{prefix} holds {listed}, but the transform manifest lists {expected}")
+
+
+def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[str] = None) -> Dict[str, Any]:
+    """Runs the step for a parsed spec; returns the LoadResult it wrote. Raises StepError on failure."""
+    check_spec_header(spec, JOB)
+    what = "the load spec"
+    run_id = require(spec, "runId", int, what)
+    source = require(spec, "source", str, what)
+    dt = require(spec, "dt", str, what)
+    spec_root = require(spec, "lakeRoot", str, what)
+    root = lake_root or spec_root
+    manifest_key = require(spec, "manifest", str, what)
+    tables = read_tables(require(spec, "tables", dict, what))
+    warehouse = require(spec, "warehouse", dict, what)
+    dialect = require(warehouse, "dialect", str, "the load spec's warehouse")
+    if dialect not in DIALECTS:
+        raise SpecError(f"warehouse dialect {dialect!r} is not one of {', '.join(DIALECTS)}")
+    url = require(warehouse, "jdbcUrl", str, "the load spec's warehouse")
+    schema = require(warehouse, "schema", str, "the load spec's warehouse")
+    user = warehouse.get("user")
+    role_arn = warehouse.get("copyRoleArn")
+    password = os.environ.get(PASSWORD_ENV) or None
+
+    configure(spark)
+    lake = Lake(spark)
+    manifest = _read_manifest(lake, root, manifest_key, run_id, tables)
+    loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql = WarehouseSql(tables, dialect, schema, run_id, loaded_at)
+    if dialect == "redshift" and not role_arn:
+        raise SpecError("a redshift load needs warehouse.copyRoleArn")
+
+    connection = Warehouse(spark, dialect, url, user, password)
+    try:
+        connection.set_autocommit(True)
+        for label, statement in sql.setup():
+            connection.execute(statement, label)
+        ledger = connection.query(sql.select_ledger(), "read the load ledger")
+        if ledger:
+            rows = {str(name): int(count or 0) for name, count in ledger}
+            already = True
+        else:
+            rows = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password, role_arn)
+            already = False
+    finally:
+        connection.close()
+
+    result = {"version": 1, "stage": "load", "runId": run_id, "rows": rows, "alreadyLoaded": already}
+    lake.write_json(join(root, load_result_key(source, dt, run_id)), result)
+    return result
+
+
+def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: WarehouseSql, manifest: Mapping[str, Any],
+          root: str, spec_root: str, url: str, user: Optional[str], password: Optional[str],
+          role_arn: Optional[str]) -> Dict[str, int]:
+    tables = sql.tables
+    try:
+        # Staging is filled outside the transaction (Spark's JDBC writer commits per partition).
+        for table in tables.all:
+            for label, statement in sql.staging_statements(table):
+                connection.execute(statement, label)
+            entry = manifest["tables"][table.name]
+            files = entry["files"]
+            if sql.dialect == "postgres":
+                uris = [join(root, str(f["key"])) for f in files]
+                try:
+                    _fill_postgres(spark, sql, table, uris, writer_url("postgres", url),
+                                   connection_properties("postgres", user, password))
+                except Py4JJavaError as error:
+                    raise WarehouseError(f"filling the staging table of {table.name} failed: {java_message(error)}") from None
+            else:
+                assert role_arn is not None
+                prefix = str(entry["prefix"])
+                _check_folder(lake, root, prefix, files)
+                connection.execute(sql.copy(table, join(_s3_root(root, spec_root), prefix), role_arn),
+                                   f"COPY into the staging table of {table.name}")
+
+        rows: Dict[str, int] = {}
+        connection.set_autocommit(False)
+        try:
+            for table in tables.all:
+                for label, statement in sql.merge(table):
+                    count = connection.execute(statement, label)
+                    if label.startswith("insert"):
+                        rows[table.name] = count
+            for table in tables.all:
+                connection.execute(sql.insert_ledger(table, rows[table.name]), f"ledger row for {table.name}")
+            connection.commit()
+        except BaseException:
+            try:
+                connection.rollback()
+            except Py4JJavaError:
+                pass
+            raise
+        finally:
+            try:
+                connection.set_autocommit(True)
+            except Py4JJavaError:
+                pass
+        return rows
+    finally:
+        for table in tables.all:
+            try:
+                connection.execute(sql.drop_staging(table), f"drop staging for {table.name}")
+            except StepError:
+                pass

@@ -1,0 +1,267 @@
+"""A source's tables (contract/source-config.ts TableSpec, normalized) as the Spark steps read them.
+
+Plain Python: no Spark here, so sql.py and its tests use it too. Every column in a normalized spec has
+{path, type}; a path is a dot path into the record (the parent) or into the array element (a child), and
+'.' (ELEMENT_PATH) is the element itself, for arrays of scalars.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .errors import SpecError
+
+ELEMENT_PATH = "."
+ELEMENT_COLUMN = "value"
+EXTRA_COLUMN = "_extra"
+INDEX_TYPE = "int"
+
+SCALAR_TYPES = ("bigint", "int", "smallint", "string", "boolean", "double", "date", "timestamp", "json")
+DECIMAL_MAX_PRECISION = 38
+UNKNOWN_FIELDS_MODES = ("ignore", "keep", "reject")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+
+@dataclass(frozen=True)
+class ColumnType:
+    kind: str
+    precision: int = 0
+    scale: int = 0
+
+    @staticmethod
+    def parse(text: str) -> "ColumnType":
+        if text in SCALAR_TYPES:
+            return ColumnType(text)
+        match = _DECIMAL.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise SpecError(f"column type {text!r} is not one of {', '.join(SCALAR_TYPES)} or decimal(p,s)")
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 1 <= precision <= DECIMAL_MAX_PRECISION or scale > precision:
+            raise SpecError(f"column type {text!r} needs 1 <= p <= {DECIMAL_MAX_PRECISION} and s <= p")
+        return ColumnType("decimal", precision, scale)
+
+    def __str__(self) -> str:
+        return f"decimal({self.precision},{self.scale})" if self.kind == "decimal" else self.kind
+
+
+JSON = ColumnType("json")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    #: Segments of the dot path; () is the array element itself ('.').
+    path: Tuple[str, ...]
+    type: ColumnType
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path) if self.path else ELEMENT_PATH
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    #: Path of the array a child is taken from (segments); None for the parent.
+    source: Optional[Tuple[str, ...]]
+    #: (child column, parent key column) pairs, in the spec's order.
+    parent_key: Tuple[Tuple[str, str], ...]
+    key: Tuple[str, ...]
+    index: Optional[str]
+    columns: Tuple[Column, ...]
+    unknown_fields: str
+
+    @property
+    def is_child(self) -> bool:
+        return self.source is not None
+
+    @property
+    def keeps_extra(self) -> bool:
+        return self.unknown_fields == "keep"
+
+    def get_type(self, column: str) -> ColumnType:
+        for c in self.columns:
+            if c.name == column:
+                return c.type
+        raise KeyError(column)
+
+    @property
+    def reads_element(self) -> bool:
+        """True when a column reads the array element itself (an array of scalars)."""
+        return any(not c.path for c in self.columns)
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    name: str
+    type: ColumnType
+
+
+@dataclass(frozen=True)
+class Tables:
+    parent: Table
+    children: Tuple[Table, ...]
+
+    @property
+    def all(self) -> Tuple[Table, ...]:
+        return (self.parent,) + self.children
+
+    def get(self, name: str) -> Table:
+        for table in self.all:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+    def output_columns(self, table: Table) -> List[OutputColumn]:
+        """The columns a table has in the lake and the warehouse, in order: the parent key columns (children),
+        the index column (children with `index`), the declared columns, then `_extra` when unknownFields=keep."""
+        out: List[OutputColumn] = []
+        if table.is_child:
+            parent_types = {c.name: c.type for c in self.parent.columns}
+            out.extend(OutputColumn(child, parent_types[parent]) for child, parent in table.parent_key)
+            if table.index is not None:
+                out.append(OutputColumn(table.index, ColumnType(INDEX_TYPE)))
+        out.extend(OutputColumn(c.name, c.type) for c in table.columns)
+        if table.keeps_extra:
+            out.append(OutputColumn(EXTRA_COLUMN, JSON))
+        return out
+
+    def parent_key_columns(self) -> List[str]:
+        return list(self.parent.key)
+
+
+def split_path(path: str, where: str) -> Tuple[str, ...]:
+    if path == ELEMENT_PATH:
+        return ()
+    if not isinstance(path, str) or path == "" or any(seg == "" for seg in path.split(".")):
+        raise SpecError(f"{where}: path {path!r} is not a dot path")
+    return tuple(path.split("."))
+
+
+def read_tables(raw: Mapping[str, Any]) -> Tables:
+    """Reads the `tables` of a spec (already normalized and validated by the service) and checks what the
+    steps rely on, so a malformed spec fails with a message instead of a Spark stack trace."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError("tables must be a non-empty map of table name to TableSpec")
+    tables: List[Table] = []
+    for name, spec in raw.items():
+        tables.append(_read_table(name, spec))
+    parents = [t for t in tables if not t.is_child]
+    if len(parents) != 1:
+        raise SpecError(f"tables need exactly one table without \"from\", found {len(parents)}")
+    parent = parents[0]
+    children = tuple(t for t in tables if t.is_child)
+    parent_columns = {c.name: c for c in parent.columns}
+    for key in parent.key:
+        if key not in parent_columns:
+            raise SpecError(f"table {parent.name}: key column {key!r} is not one of its columns")
+    for child in children:
+        if child.reads_element and len(child.columns) > 1:
+            # The element is either a scalar (read whole) or an object (read by field), not both.
+            raise SpecError(
+                f"table {child.name}: a column with path '.' reads the whole element, so it must be the only column"
+            )
+        for column, parent_column in child.parent_key:
+            if parent_column not in parent.key:
+                raise SpecError(
+                    f"table {child.name}: parentKey {column} -> {parent_column} is not a key column of {parent.name}"
+                )
+        missing = [k for k in parent.key if k not in {p for _, p in child.parent_key}]
+        if missing:
+            raise SpecError(f"table {child.name}: parentKey must map every key column of {parent.name}; missing {missing}")
+        declared = [c for c, _ in child.parent_key] + ([child.index] if child.index else []) + [c.name for c in child.columns]
+        if len(set(declared)) != len(declared):
+            raise SpecError(f"table {child.name}: a column is declared twice across parentKey, index and columns")
+        for key in child.key:
+            if key not in declared:
+                raise SpecError(f"table {child.name}: key column {key!r} is not one of its columns")
+    for table in tables:
+        names = [c.name for c in table.columns]
+        if table.keeps_extra and EXTRA_COLUMN in names:
+            raise SpecError(f"table {table.name}: column {EXTRA_COLUMN} is reserved for unknownFields: keep")
+    return Tables(parent, children)
+
+
+def _read_table(name: str, spec: Any) -> Table:
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise SpecError(f"table name {name!r} is not a valid identifier")
+    if not isinstance(spec, Mapping):
+        raise SpecError(f"table {name}: must be a TableSpec object")
+    source = spec.get("from")
+    key = spec.get("key")
+    if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
+        raise SpecError(f"table {name}: key must be a non-empty list of column names")
+    raw_columns = spec.get("columns")
+    if not isinstance(raw_columns, Mapping) or not raw_columns:
+        raise SpecError(f"table {name}: columns must be a non-empty map")
+    columns = []
+    for column_name, column in raw_columns.items():
+        where = f"table {name} column {column_name}"
+        if not isinstance(column_name, str) or not IDENTIFIER.match(column_name):
+            raise SpecError(f"{where}: not a valid identifier")
+        if not isinstance(column, Mapping) or "path" not in column or "type" not in column:
+            raise SpecError(f"{where}: must be {{path, type}} (a normalized spec)")
+        path = split_path(column["path"], where)
+        if not path and source is None:
+            raise SpecError(f"{where}: path '.' is only for a child table's element")
+        columns.append(Column(column_name, path, ColumnType.parse(column["type"])))
+    unknown = spec.get("unknownFields", "keep")
+    if unknown not in UNKNOWN_FIELDS_MODES:
+        raise SpecError(f"table {name}: unknownFields must be one of {', '.join(UNKNOWN_FIELDS_MODES)}")
+    parent_key = spec.get("parentKey") or {}
+    if source is not None and not parent_key:
+        raise SpecError(f"table {name}: a child table (with from) needs parentKey")
+    if source is None and (parent_key or spec.get("index") is not None):
+        raise SpecError(f"table {name}: parentKey and index are only for a child table (with from)")
+    index = spec.get("index")
+    for column in list(parent_key) + ([index] if index is not None else []):
+        if not isinstance(column, str) or not IDENTIFIER.match(column):
+            raise SpecError(f"table {name}: {column!r} is not a valid column name")
+    return Table(
+        name=name,
+        source=split_path(source, f"table {name} from") if source is not None else None,
+        parent_key=tuple((str(k), str(v)) for k, v in parent_key.items()),
+        key=tuple(key),
+        index=index,
+        columns=tuple(columns),
+        unknown_fields=unknown,
+    )
+
+
+def require(doc: Mapping[str, Any], field: str, kind: Any, what: str) -> Any:
+    """A field of a spec or manifest, of the given Python type(s), or a SpecError naming it."""
+    if not isinstance(doc, Mapping) or field not in doc:
+        raise SpecError(f"{what} has no {field!r}")
+    value = doc[field]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SpecError(f"{what}: {field!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def check_spec_header(spec: Mapping[str, Any], job: str) -> None:
+    if not isinstance(spec, Mapping):
+        raise SpecError("the spec is not a JSON object")
+    if spec.get("version") != 1:
+        raise SpecError(f"spec version {spec.get('version')!r} is not 1")
+    if spec.get("job") != job:
+        raise SpecError(f"the spec is for job {spec.get('job')!r}, not {job}")
+
+
+def curated_prefix(table: str, dt: str, run_id: int) -> str:
+    """contract/lake-layout.ts curatedPrefix."""
+    return f"curated/{table}/dt={dt}/run={run_id}/"
+
+
+def curated_manifest_key(source: str, dt: str, run_id: int) -> str:
+    """contract/steps.ts curatedManifestKey."""
+    return f"curated/_runs/source={source}/dt={dt}/run={run_id}/_manifest.json"
+
+
+def load_result_key(source: str, dt: str, run_id: int) -> str:
+    """contract/steps.ts loadResultKey."""
+    return f"steps/source={source}/dt={dt}/run={run_id}/load_warehouse.result.json"
+
+
+def column_types(tables: Tables) -> Dict[str, Dict[str, ColumnType]]:
+    return {t.name: {c.name: c.type for c in tables.output_columns(t)} for t in tables.all}

@@ -1,0 +1,223 @@
+"""Every SQL statement load_warehouse runs, for both warehouse dialects (postgres, redshift).
+
+Plain Python (no Spark), so the statements can be checked on their own: PostgreSQL runs them for real in the
+tests, and the Redshift ones are parsed with sqlglot's redshift dialect. Identifiers are always quoted.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import List, Sequence, Tuple
+
+from .errors import SpecError
+from .spec import ColumnType, OutputColumn, Table, Tables
+
+DIALECTS = ("postgres", "redshift")
+LEDGER = "_afluente_load_ledger"
+RUN_ID_COLUMN = "_afluente_run_id"
+LOADED_AT_COLUMN = "_afluente_loaded_at"
+ROW_NUMBER = "_afluente_rn"
+DEDUPED = "_afluente_d"
+STAGING_PREFIX = "_afl_stg_"
+MAX_IDENTIFIER = 63
+REDSHIFT_MAX_VARCHAR = "VARCHAR(65535)"
+
+Statement = Tuple[str, str]  # (label, sql): the label names the statement in an error
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{ident(schema)}.{ident(name)}"
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _check_dialect(dialect: str) -> None:
+    if dialect not in DIALECTS:
+        raise SpecError(f"warehouse dialect {dialect!r} is not one of {', '.join(DIALECTS)}")
+
+
+def column_type(t: ColumnType, dialect: str) -> str:
+    """The warehouse type of a column."""
+    _check_dialect(dialect)
+    kind = t.kind
+    if kind == "decimal":
+        return f"{'NUMERIC' if dialect == 'postgres' else 'DECIMAL'}({t.precision},{t.scale})"
+    if kind == "string":
+        return "TEXT" if dialect == "postgres" else REDSHIFT_MAX_VARCHAR
+    if kind == "json":
+        return "JSONB" if dialect == "postgres" else "SUPER"
+    return {
+        "bigint": "BIGINT",
+        "int": "INTEGER",
+        "smallint": "SMALLINT",
+        "boolean": "BOOLEAN",
+        "double": "DOUBLE PRECISION",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+    }[kind]
+
+
+def staging_type(t: ColumnType, dialect: str) -> str:
+    """The type a column has in a staging table. json is staged as text and parsed in the merge. On postgres,
+    dates and timestamps are staged as text too (Spark writes them in UTC) so the JVM's time zone, which the
+    JDBC driver applies to java.sql.Timestamp values, cannot shift them."""
+    if t.kind == "json":
+        return "TEXT" if dialect == "postgres" else REDSHIFT_MAX_VARCHAR
+    if dialect == "postgres" and t.kind in ("date", "timestamp"):
+        return "TEXT"
+    return column_type(t, dialect)
+
+
+def staged_value(expression: str, t: ColumnType, dialect: str) -> str:
+    """A staging column as its target type."""
+    if t.kind == "json":
+        return f"CAST({expression} AS JSONB)" if dialect == "postgres" else f"JSON_PARSE({expression})"
+    if dialect == "postgres" and t.kind in ("date", "timestamp"):
+        return f"CAST({expression} AS {column_type(t, dialect)})"
+    return expression
+
+
+def staging_table(run_id: int, table: str) -> str:
+    """A deterministic staging table name for a run and table, at most 63 characters."""
+    name = f"{STAGING_PREFIX}{run_id}_{table}"
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(table.encode("utf-8")).hexdigest()[:8]
+    head = f"{STAGING_PREFIX}{run_id}_"
+    room = MAX_IDENTIFIER - len(head) - len(digest) - 1
+    if room < 1:
+        raise SpecError(f"run id {run_id} is too long for a staging table name")
+    return f"{head}{table[:room]}_{digest}"
+
+
+class WarehouseSql:
+    """The statements of one load: a run's tables into one schema of one dialect."""
+
+    def __init__(self, tables: Tables, dialect: str, schema: str, run_id: int, loaded_at: str) -> None:
+        _check_dialect(dialect)
+        self.tables = tables
+        self.dialect = dialect
+        self.schema = schema
+        self.run_id = int(run_id)
+        self.loaded_at = loaded_at  # 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+
+    # names -----------------------------------------------------------------------------------------------
+
+    def target(self, table: Table) -> str:
+        return qualified(self.schema, table.name)
+
+    def staging(self, table: Table) -> str:
+        return qualified(self.schema, staging_table(self.run_id, table.name))
+
+    def columns(self, table: Table) -> List[OutputColumn]:
+        return self.tables.output_columns(table)
+
+    def _loaded_at(self) -> str:
+        return f"CAST({literal(self.loaded_at)} AS TIMESTAMP)"
+
+    # setup, outside the load's transaction --------------------------------------------------------------
+
+    def create_schema(self) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}"
+
+    def create_ledger(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {qualified(self.schema, LEDGER)} ("
+            f"{ident('run_id')} BIGINT NOT NULL, {ident('table_name')} VARCHAR(128) NOT NULL, "
+            f"{ident('rows')} BIGINT NOT NULL, {ident('loaded_at')} TIMESTAMP NOT NULL, "
+            f"PRIMARY KEY ({ident('run_id')}, {ident('table_name')}))"
+        )
+
+    def create_target(self, table: Table) -> str:
+        columns = [f"{ident(c.name)} {column_type(c.type, self.dialect)}" for c in self.columns(table)]
+        columns += [f"{ident(RUN_ID_COLUMN)} BIGINT", f"{ident(LOADED_AT_COLUMN)} TIMESTAMP"]
+        return f"CREATE TABLE IF NOT EXISTS {self.target(table)} ({', '.join(columns)})"
+
+    def setup(self) -> List[Statement]:
+        statements = [("create schema", self.create_schema()), ("create ledger", self.create_ledger())]
+        statements += [(f"create table {t.name}", self.create_target(t)) for t in self.tables.all]
+        return statements
+
+    def select_ledger(self) -> str:
+        return (
+            f"SELECT {ident('table_name')}, {ident('rows')} FROM {qualified(self.schema, LEDGER)} "
+            f"WHERE {ident('run_id')} = {self.run_id} ORDER BY {ident('table_name')}"
+        )
+
+    def drop_staging(self, table: Table) -> str:
+        return f"DROP TABLE IF EXISTS {self.staging(table)}"
+
+    def create_staging(self, table: Table) -> str:
+        columns = ", ".join(f"{ident(c.name)} {staging_type(c.type, self.dialect)}" for c in self.columns(table))
+        unlogged = "UNLOGGED " if self.dialect == "postgres" else ""
+        return f"CREATE {unlogged}TABLE {self.staging(table)} ({columns})"
+
+    def staging_statements(self, table: Table) -> List[Statement]:
+        return [
+            (f"drop staging for {table.name}", self.drop_staging(table)),
+            (f"create staging for {table.name}", self.create_staging(table)),
+        ]
+
+    def copy(self, table: Table, s3_prefix: str, role_arn: str) -> str:
+        """Redshift: fill a staging table from the table's curated Parquet folder (its columns in order)."""
+        if self.dialect != "redshift":
+            raise SpecError("COPY … FORMAT AS PARQUET is for redshift")
+        return (
+            f"COPY {self.staging(table)} FROM {literal(s3_prefix)} "
+            f"IAM_ROLE {literal(role_arn)} FORMAT AS PARQUET"
+        )
+
+    # the load's transaction ------------------------------------------------------------------------------
+
+    def _deduped_insert(self, table: Table) -> str:
+        columns = self.columns(table)
+        names = ", ".join(ident(c.name) for c in columns)
+        keys = ", ".join(ident(k) for k in table.key)
+        values = ", ".join(staged_value(ident(c.name), c.type, self.dialect) for c in columns)
+        targets = f"{names}, {ident(RUN_ID_COLUMN)}, {ident(LOADED_AT_COLUMN)}"
+        # ROW_NUMBER rather than DISTINCT ON: both dialects have it. split_tables already made keys unique
+        # within a run, so the order among equal keys does not matter.
+        inner = (
+            f"SELECT {names}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {keys}) AS {ident(ROW_NUMBER)} "
+            f"FROM {self.staging(table)}"
+        )
+        return (
+            f"INSERT INTO {self.target(table)} ({targets}) "
+            f"SELECT {values}, {self.run_id}, {self._loaded_at()} "
+            f"FROM ({inner}) AS {ident(DEDUPED)} WHERE {ident(ROW_NUMBER)} = 1"
+        )
+
+    def _match(self, target: Table, pairs: Sequence[Tuple[str, str]], staged: Table) -> str:
+        """`target.col = staged.col` for each (target column, staging column) pair."""
+        staging_name = ident(staging_table(self.run_id, staged.name))
+        types = {c.name: c.type for c in self.columns(staged)}
+        conditions = [
+            f"{ident(target.name)}.{ident(t)} = "
+            + staged_value(f"{staging_name}.{ident(s)}", types[s], self.dialect)
+            for t, s in pairs
+        ]
+        return " AND ".join(conditions)
+
+    def merge(self, table: Table) -> List[Statement]:
+        """The parent: replace the rows whose key is in the run. A child: remove every row of the run's parents
+        (so an element removed upstream disappears), then insert the run's rows."""
+        parent = self.tables.parent
+        if not table.is_child:
+            match = self._match(table, [(k, k) for k in table.key], table)
+        else:
+            match = self._match(table, list(table.parent_key), parent)
+        staged = self.staging(parent if table.is_child else table)
+        delete = f"DELETE FROM {self.target(table)} USING {staged} WHERE {match}"
+        return [(f"delete from {table.name}", delete), (f"insert into {table.name}", self._deduped_insert(table))]
+
+    def insert_ledger(self, table: Table, rows: int) -> str:
+        return (
+            f"INSERT INTO {qualified(self.schema, LEDGER)} "
+            f"({ident('run_id')}, {ident('table_name')}, {ident('rows')}, {ident('loaded_at')}) "
+            f"VALUES ({self.run_id}, {literal(table.name)}, {int(rows)}, {self._loaded_at()})"
+        )

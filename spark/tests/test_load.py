@@ -1,0 +1,134 @@
+"""load_warehouse into a real PostgreSQL, one fresh schema per test."""
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from helpers import DT, NUMBER_LINES_FOR_LOAD, SOURCE, load, order, split
+
+from afluente_spark.errors import StepError
+
+T10 = "2026-11-23T10:00:00.000Z"
+T12 = "2026-11-23T12:00:00.000Z"
+RESULT_KEY = f"steps/source={SOURCE}/dt={DT}/run={{}}/load_warehouse.result.json"
+
+ITEMS = [{"line": n, "sku": f"S{n}", "quantity": n, "unit_price": n + 0.25} for n in (1, 2, 3)]
+
+TYPED = {
+    "things": {
+        "key": ["id"],
+        "columns": {
+            "id": {"path": "id", "type": "bigint"},
+            "big": {"path": "big", "type": "bigint"},
+            "wide": {"path": "wide", "type": "decimal(38,10)"},
+            "money": {"path": "money", "type": "decimal(12,2)"},
+            "name": {"path": "name", "type": "string"},
+            "small": {"path": "small", "type": "smallint"},
+            "ratio": {"path": "ratio", "type": "double"},
+            "ok": {"path": "ok", "type": "boolean"},
+            "day": {"path": "day", "type": "date"},
+            "at": {"path": "at", "type": "timestamp"},
+            "doc": {"path": "doc", "type": "json"},
+        },
+        "unknownFields": "keep",
+    },
+    "thing_labels": {
+        "from": "labels",
+        "parentKey": {"thing_id": "id"},
+        "index": "position",
+        "key": ["thing_id", "position"],
+        "columns": {"value": {"path": ".", "type": "string"}},
+        "unknownFields": "ignore",
+    },
+}
+
+
+def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, lake, pg):
+    manifest = split(spark, lake, 1, [NUMBER_LINES_FOR_LOAD], tables=TYPED, cursor=None)
+    result = load(spark, lake, 1, pg, TYPED)
+
+    assert result == {"version": 1, "stage": "load", "runId": 1, "rows": {"things": 3, "thing_labels": 4},
+                      "alreadyLoaded": False}
+    assert lake.read_json(RESULT_KEY.format(1)) == result
+    assert manifest["tables"]["things"]["rows"] == 3
+    got = pg.rows("things", "id, big, wide, money, name, small, ratio, ok, day, at, doc, _extra, _afluente_run_id")
+    assert got == [
+        (1, 9007199254740993, Decimal("1234567890123456789012345678.0123456789"), Decimal("0.01"), "🚀 東京 Ame\u0301lie",
+         -32768, 0.1, True, datetime.date(2026, 2, 28), datetime.datetime(2026, 11, 23, 10, 0, 0, 123456),
+         {"a": [1, "two", None]}, {"surprise": "😀"}, 1),
+        (2, 9223372036854775807, Decimal("-0.0000000001"), Decimal("99999999.99"), "𝔘𝔫𝔦\u05e9\u05dc\u05d5\u05dd",
+         32767, -1.5e300, False, datetime.date(1999, 12, 31), datetime.datetime(2026, 11, 22, 23, 0), "a string",
+         None, 1),
+        (3, None, None, None, None, None, None, None, None, None, None, None, 1),
+    ]
+    assert pg.rows("thing_labels", "thing_id, position, value", "1, 2") == [
+        (1, 0, "ação"), (1, 1, "🙂"), (2, 0, "中文"), (2, 1, "e\u0301")]
+    assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "2") == [(1, "thing_labels", 4), (1, "things", 3)]
+    assert staging_tables(pg) == []
+
+
+def staging_tables(pg):
+    return pg.conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE '\\_afl\\_stg%%'",
+        (pg.schema,)).fetchall()
+
+
+def test_rerunning_a_load_changes_nothing_and_a_ledger_reset_reloads_the_same_rows(spark, lake, pg):
+    split(spark, lake, 1, [[order(1, items=ITEMS), order(2)]])
+    first = load(spark, lake, 1, pg)
+    before = {t: pg.rows(t) for t in ("orders", "order_items", "order_tags")}
+
+    again = load(spark, lake, 1, pg)
+    assert again["alreadyLoaded"] is True and again["rows"] == first["rows"] == {
+        "orders": 2, "order_items": 5, "order_tags": 4}
+    assert {t: pg.rows(t) for t in before} == before  # untouched, even _afluente_loaded_at
+
+    pg.execute(f'DELETE FROM "{pg.schema}"._afluente_load_ledger WHERE run_id = 1')
+    reloaded = load(spark, lake, 1, pg)
+    assert reloaded["alreadyLoaded"] is False and reloaded["rows"] == first["rows"]
+    for table, rows in before.items():
+        # The same rows, once each; only the last column, _afluente_loaded_at, is new.
+        assert [r[:-1] for r in pg.rows(table)] == [r[:-1] for r in rows]
+
+
+def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark, lake, pg):
+    split(spark, lake, 1, [[order(1, items=ITEMS), order(2)]])
+    pg.execute(f'CREATE SCHEMA "{pg.schema}"')
+    # The child target exists with an incompatible type: its insert fails after the parent's merge ran.
+    pg.execute(f'CREATE TABLE "{pg.schema}".order_items (order_id BIGINT, line INTEGER, sku INTEGER, quantity INTEGER, '
+               'unit_price NUMERIC(12,2), _extra JSONB, _afluente_run_id BIGINT, _afluente_loaded_at TIMESTAMP)')
+
+    with pytest.raises(StepError, match=r"insert into order_items failed: .*sku"):
+        load(spark, lake, 1, pg)
+    assert pg.count("orders") == 0
+    assert pg.count("order_items") == 0
+    assert pg.count("_afluente_load_ledger") == 0
+    assert staging_tables(pg) == []
+    assert not lake.file(RESULT_KEY.format(1)).exists()
+
+    pg.execute(f'DROP TABLE "{pg.schema}".order_items')
+    result = load(spark, lake, 1, pg)
+    assert result["rows"] == {"orders": 2, "order_items": 5, "order_tags": 4} and not result["alreadyLoaded"]
+    assert pg.rows("orders", "id") == [(1,), (2,)]
+    assert pg.rows("order_items", "order_id, line, sku, unit_price", "1, 2") == [
+        (1, 1, "S1", Decimal("1.25")), (1, 2, "S2", Decimal("2.25")), (1, 3, "S3", Decimal("3.25")),
+        (2, 1, "A-1", Decimal("10.25")), (2, 2, "B-2", Decimal("5.00"))]
+    assert pg.count("_afluente_load_ledger") == 3
+
+
+def test_an_updated_record_replaces_its_row_and_its_children(spark, lake, pg):
+    split(spark, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T10)]])
+    load(spark, lake, 1, pg)
+    split(spark, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=[])]])
+    load(spark, lake, 2, pg)
+
+    assert pg.rows("orders", "id, status, updated_at, _afluente_run_id") == [
+        (1, "shipped", datetime.datetime(2026, 11, 23, 12, 0), 2),
+        (2, "paid", datetime.datetime(2026, 11, 23, 10, 0), 1)]
+    assert pg.rows("order_items", "order_id, line, _afluente_run_id", "1, 2") == [
+        (1, 1, 2), (1, 2, 2), (2, 1, 1), (2, 2, 1)]
+    assert pg.rows("order_tags", "order_id, position, value", "1, 2") == [(2, 0, "new"), (2, 1, "gift")]
+    assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "1, 2") == [
+        (1, "order_items", 5), (1, "order_tags", 4), (1, "orders", 2),
+        (2, "order_items", 2), (2, "order_tags", 0), (2, "orders", 1)]
