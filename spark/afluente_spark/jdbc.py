@@ -43,6 +43,7 @@ class Warehouse:
         for name, value in connection_properties(dialect, user, password).items():
             if name != "driver":
                 properties.setProperty(name, value)
+        self._jvm = jvm
         try:
             # Spark's own registry: DriverManager only sees drivers of its caller's class loader, and the
             # driver jar (--jars) lives in Spark's.
@@ -75,6 +76,20 @@ class Warehouse:
             raise WarehouseError(f"{label} failed: {java_message(error)}") from None
         finally:
             statement.close()
+
+    def copy_in(self, statement: str, path: str, label: str) -> int:
+        """PostgreSQL: streams a local file through `COPY … FROM STDIN` (the driver's CopyManager), all in the
+        JVM; returns the rows copied."""
+        jvm = self._jvm
+        try:
+            manager = jvm.org.postgresql.copy.CopyManager(self._conn)
+            stream = jvm.java.io.BufferedInputStream(jvm.java.io.FileInputStream(path), 1 << 20)
+            try:
+                return int(manager.copyIn(statement, stream))
+            finally:
+                stream.close()
+        except Py4JJavaError as error:
+            raise WarehouseError(f"{label} failed: {java_message(error)}") from None
 
     def set_autocommit(self, on: bool) -> None:
         self._conn.setAutoCommit(on)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional
 
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .errors import SpecError, StepError, java_message
@@ -15,7 +18,7 @@ from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
 from .spec import Table, Tables, check_spec_header, load_result_key, read_tables, require
 from .split_job import configure
-from .sql import DIALECTS, WarehouseSql
+from .sql import DIALECTS, WarehouseSql, ident
 
 JOB = "load_warehouse"
 PASSWORD_ENV = "AFLUENTE_WAREHOUSE_PASSWORD"
@@ -43,10 +46,7 @@ def _read_manifest(lake: Lake, root: str, key: str, run_id: int, tables: Tables)
     return manifest
 
 
-def _fill_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, uris: List[str], url: str,
-                   props: Dict[str, str]) -> None:
-    if not uris:
-        return
+def _staged_frame(spark: SparkSession, sql: WarehouseSql, table: Table, uris: List[str]) -> DataFrame:
     columns = []
     for column in sql.columns(table):
         value = F.col(column.name)
@@ -54,11 +54,57 @@ def _fill_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, uris: L
             # Staged as text (see sql.staging_type); the session time zone is UTC.
             value = value.cast("string")
         columns.append(value.alias(column.name))
-    frame = spark.read.parquet(*uris).select(*columns)
-    options = dict(props)
+    return spark.read.parquet(*uris).select(*columns)
+
+
+def _can_copy(spark: SparkSession, sql: WarehouseSql, table: Table) -> bool:
+    """COPY from local CSV files needs the driver to see the executors' files (local mode). A one-column table
+    is left to the JDBC writer: in CSV, a line holding only `\\.` would end the COPY."""
+    return spark.sparkContext.master.startswith("local") and len(sql.columns(table)) > 1
+
+
+def _copy_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, frame: DataFrame, url: str,
+                   user: Optional[str], password: Optional[str]) -> None:
+    """Fills a staging table with COPY, PostgreSQL's bulk path: Spark writes the rows as CSV files in
+    parallel, and each file is streamed through the driver's CopyManager on its own connection. Several times
+    faster than the JDBC writer's batched INSERTs."""
+    folder = tempfile.mkdtemp(prefix="afluente-copy-")
+    try:
+        out = os.path.join(folder, "csv")
+        # CSV as PostgreSQL reads it: quotes doubled, NULL an empty unquoted field, "" an empty string, and no
+        # trimming (Spark's writer trims white space by default).
+        (frame.write.option("quote", '"').option("escape", '"').option("ignoreLeadingWhiteSpace", "false")
+         .option("ignoreTrailingWhiteSpace", "false").option("header", "false").csv("file://" + out))
+        parts = sorted(os.path.join(out, f) for f in os.listdir(out) if f.startswith("part-"))
+        names = ", ".join(ident(c.name) for c in sql.columns(table))
+        statement = f"COPY {sql.staging(table)} ({names}) FROM STDIN WITH (FORMAT csv)"
+
+        def copy(path: str) -> int:
+            connection = Warehouse(spark, "postgres", url, user, password)
+            try:
+                return connection.copy_in(statement, path, f"COPY into the staging table of {table.name}")
+            finally:
+                connection.close()
+
+        workers = max(1, min(len(parts), spark.sparkContext.defaultParallelism))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(copy, parts))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fill_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, uris: List[str], url: str,
+                   user: Optional[str], password: Optional[str]) -> None:
+    if not uris:
+        return
+    frame = _staged_frame(spark, sql, table, uris)
+    if _can_copy(spark, sql, table):
+        _copy_postgres(spark, sql, table, frame, url, user, password)
+        return
+    options = dict(connection_properties("postgres", user, password))
     options["batchsize"] = str(JDBC_BATCH_SIZE)
     options["numPartitions"] = str(max(1, spark.sparkContext.defaultParallelism))
-    frame.write.jdbc(url=url, table=sql.staging(table), mode="append", properties=options)
+    frame.write.jdbc(url=writer_url("postgres", url), table=sql.staging(table), mode="append", properties=options)
 
 
 def _s3_root(root: str, spec_root: str) -> str:
@@ -141,8 +187,7 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
             if sql.dialect == "postgres":
                 uris = [join(root, str(f["key"])) for f in files]
                 try:
-                    _fill_postgres(spark, sql, table, uris, writer_url("postgres", url),
-                                   connection_properties("postgres", user, password))
+                    _fill_postgres(spark, sql, table, uris, url, user, password)
                 except Py4JJavaError as error:
                     raise WarehouseError(f"filling the staging table of {table.name} failed: {java_message(error)}") from None
             else:

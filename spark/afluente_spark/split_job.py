@@ -84,9 +84,17 @@ def _parse_failure(lines: DataFrame, plan: SplitPlan, inputs: List[str], error: 
     return StepError(f"part {key} line {line}: {reason}")
 
 
-def _write_table(df: DataFrame, uri: str, rows: int) -> None:
+#: Below this many rows a table is one file; above it, at least one file per core, so every core encodes.
+ROWS_FOR_PARALLEL_WRITE = 200_000
+
+
+def _write_table(df: DataFrame, uri: str, rows: int, parallelism: int) -> None:
     files = max(1, math.ceil(rows / ROWS_PER_FILE))
-    df = df.coalesce(1) if files == 1 else df.repartition(files)
+    if rows >= ROWS_FOR_PARALLEL_WRITE:
+        files = max(files, parallelism)
+    # Fewer partitions: coalesce, no shuffle. A coalesce(1) of a big table would run its whole upstream plan,
+    # Parquet encoding included, in one task, hence one file per core above.
+    df = df.coalesce(files) if df.rdd.getNumPartitions() >= files else df.repartition(files)
     df.write.mode("overwrite").option("compression", "snappy").parquet(uri)
 
 
@@ -158,7 +166,8 @@ def run_split(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[
         written: Dict[str, Any] = {}
         for table in tables.all:
             prefix = curated_prefix(table.name, dt, run_id)
-            _write_table(frames[table.name], join(root, prefix), estimates[table.name])
+            _write_table(frames[table.name], join(root, prefix), estimates[table.name],
+                         spark.sparkContext.defaultParallelism)
             files = _curated_files(lake, root, prefix)
             written[table.name] = {"prefix": prefix, "rows": sum(f["rows"] for f in files), "files": files}
     finally:

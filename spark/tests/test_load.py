@@ -132,3 +132,18 @@ def test_an_updated_record_replaces_its_row_and_its_children(spark, lake, pg):
     assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "1, 2") == [
         (1, "order_items", 5), (1, "order_tags", 4), (1, "orders", 2),
         (2, "order_items", 2), (2, "order_tags", 0), (2, "orders", 1)]
+
+
+TRICKY = ["", "  padded  ", 'say "hi", then, go', "two\nlines\r\nand more", "back\\slash \\N", "\\.", "NULL", ","]
+
+
+def test_strings_that_are_hard_for_csv_reach_the_warehouse_exactly(spark, lake, pg):
+    # A local load fills staging through COPY … (FORMAT csv): quotes, separators, line breaks, white space, the
+    # empty string (not NULL) and COPY's own markers must all come through unchanged.
+    records = [{"id": i + 1, "name": text, "labels": [text, None]} for i, text in enumerate(TRICKY)]
+    records.append({"id": 100, "name": None, "labels": []})
+    split(spark, lake, 1, [records], tables=TYPED, cursor=None)
+    load(spark, lake, 1, pg, TYPED)
+    assert pg.rows("things", "id, name", "1") == [(i + 1, t) for i, t in enumerate(TRICKY)] + [(100, None)]
+    assert pg.rows("thing_labels", "thing_id, position, value", "1, 2") == [
+        row for i, t in enumerate(TRICKY) for row in ((i + 1, 0, t), (i + 1, 1, None))]

@@ -4,6 +4,7 @@ import { copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { dropTestState, testConfig, TOKEN } from '../support/env.ts';
@@ -55,6 +56,8 @@ async function startService(port: number): Promise<ChildProcess> {
       AFLUENTE_SOURCES_FILE: join(dir, 'sources.yaml'),
       AFLUENTE_LAKE_URI: `file://${join(dir, 'lake')}`,
       AFLUENTE_LOCK_DURATION_MS: '2000',
+      // The test polls its runs every 50 ms.
+      AFLUENTE_RATE_LIMIT_MAX: '100000',
       AFLUENTE_LOG_LEVEL: 'warn',
     },
     stdio: 'ignore',
@@ -75,13 +78,20 @@ interface RunView {
   id: number;
   status: string;
   counts: { fetched: number | null };
-  jobs: { stage: string; status: string; attempt: number; metrics: Record<string, unknown> | null }[];
+  jobs: {
+    stage: string;
+    status: string;
+    attempt: number;
+    externalId: string | null;
+    metrics: Record<string, unknown> | null;
+  }[];
   files: { records: number }[];
 }
 async function getRun(port: number, id: number): Promise<RunView> {
   const res = await fetch(`http://127.0.0.1:${port}/runs/${id}`, {
     headers: { authorization: `Bearer ${TOKEN}` },
   });
+  if (!res.ok) throw new Error(`GET /runs/${id} answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as RunView;
 }
 
@@ -90,7 +100,7 @@ async function orphanedRunners(): Promise<string[]> {
   return stdout.split('\n').filter((l) => l.trim().startsWith('1 ') && l.includes('local-runner.ts'));
 }
 
-describe('a worker killed mid-ingest', () => {
+describe('a worker killed mid-stage', () => {
   it(
     'leaves no handler behind, and another service process finishes the ingest exactly once',
     { timeout: 90_000 },
@@ -132,6 +142,71 @@ describe('a worker killed mid-ingest', () => {
       const run = await getRun(second, id);
       expect(run.counts.fetched).toBe(RECORDS);
       expect(run.files.reduce((n, f) => n + f.records, 0)).toBe(RECORDS);
+    },
+  );
+
+  it(
+    'resumes a run whose service was killed during transform, and again during load, loading every row once',
+    { timeout: 300_000 },
+    async () => {
+      // The previous test's service would take this run's jobs too: only this test's services may run.
+      for (const child of children.splice(0)) child.kill('SIGKILL');
+      let port = await freePort();
+      let service = await startService(port);
+      const created = await fetch(`http://127.0.0.1:${port}/runs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ source: 'demo' }),
+      });
+      const { id } = (await created.json()) as { id: number };
+
+      const killedSteps = new Map<string, string>();
+      for (const stage of ['transform', 'load']) {
+        // Killed once its Spark step is running (the step id is on the job).
+        const step = await waitFor(
+          async () => {
+            const job = (await getRun(port, id)).jobs.find((j) => j.stage === stage);
+            return job?.status === 'RUNNING' && job.externalId ? job.externalId : undefined;
+          },
+          `the ${stage} step to start`,
+          120_000,
+        );
+        killedSteps.set(stage, step);
+        const exited = once(service, 'exit');
+        service.kill('SIGKILL');
+        await exited;
+        port = await freePort();
+        service = await startService(port);
+      }
+
+      const run = await waitFor(
+        async () => {
+          const view = await getRun(port, id);
+          return ['COMPLETED', 'FAILED'].includes(view.status) ? view : undefined;
+        },
+        'the run to finish in the third service',
+        200_000,
+      );
+      expect(run.status).toBe('COMPLETED');
+      // Each stage was finished by a step the next service started, not by the one that was running at the kill.
+      for (const [stage, killed] of killedSteps) {
+        const job = run.jobs.find((j) => j.stage === stage);
+        expect(job?.status).toBe('COMPLETED');
+        expect(job?.externalId).toMatch(/^local:\d+$/);
+        expect(job?.externalId).not.toBe(killed);
+      }
+      const db = new pg.Client({ connectionString: config.warehouse.url });
+      await db.connect();
+      try {
+        const { rows } = await db.query<{ orders: string; ledger: string }>(
+          `SELECT (SELECT count(*) FROM "${config.warehouse.schema}".orders)::text AS orders,
+                  (SELECT count(*) FROM "${config.warehouse.schema}"._afluente_load_ledger WHERE run_id = $1)::text AS ledger`,
+          [id],
+        );
+        expect(rows).toEqual([{ orders: String(RECORDS), ledger: '3' }]);
+      } finally {
+        await db.end();
+      }
     },
   );
 });
