@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/mysql';
+import type { Stage } from '../../contract/stages.ts';
 import { Job } from '../state/entities/index.ts';
 import { Status } from '../state/status.ts';
 import type { StepHandle, StepRunner, StepStatus } from '../steps/step-runner.ts';
@@ -17,7 +18,7 @@ export interface ReconcileReport {
 }
 
 /** The stages whose external id is a Spark step (EMR step id, or a local step). */
-const STEP_STAGES = new Set(['transform', 'load']);
+export const STEP_STAGES: ReadonlySet<Stage> = new Set(['transform', 'load']);
 
 /**
  * Keeps MySQL honest about work that runs outside the service. At start-up and then periodically, every

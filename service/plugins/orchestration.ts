@@ -60,11 +60,10 @@ export default fp<OrchestrationOptions>(
     const res: EngineResources = { orm: app.orm, catalog, metrics: app.metrics, logger: app.log };
     const queues = new StageQueues(connection, config.queue.prefix, catalog);
     const engine = new RunEngine(res);
-    const runs = new RunService(res, { engine, queues, sourceNames: () => app.sources.sources.keys() });
+
     const dispatcher = new Dispatcher(res, queues);
     app.decorate('queues', queues);
     app.decorate('engine', engine);
-    app.decorate('runs', runs);
     app.decorate('dispatcher', dispatcher);
     app.metrics.queueDepth(() => queues.depth());
 
@@ -74,6 +73,13 @@ export default fp<OrchestrationOptions>(
 
     const stepRunner = openStepRunner(config, app.lake, app.log, { emrClient: opts.emrClient });
     app.decorate('stepRunner', stepRunner as StepRunner);
+    const runs = new RunService(res, {
+      engine,
+      queues,
+      sourceNames: () => app.sources.sources.keys(),
+      steps: stepRunner,
+    });
+    app.decorate('runs', runs);
     app.addHook('onClose', async () => stepRunner.close());
 
     if (config.roles.has('worker')) {

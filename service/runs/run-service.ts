@@ -12,6 +12,8 @@ import {
 import { Job, LakeFile, Run, type RunParams } from '../state/entities/index.ts';
 import { Status, Trigger, isTerminal } from '../state/status.ts';
 import { transitionJob, transitionRun } from '../state/transitions.ts';
+import type { StepRunner } from '../steps/step-runner.ts';
+import { STEP_STAGES } from '../orchestration/reconciler.ts';
 
 export interface CreateRunInput {
   source: string;
@@ -38,15 +40,23 @@ export class RunService {
   private readonly engine: RunEngine;
   private readonly queues: StageQueues;
   private readonly sourceNames: () => Iterable<string>;
+  private readonly steps?: StepRunner;
 
   constructor(
     res: EngineResources,
-    deps: { engine: RunEngine; queues: StageQueues; sourceNames: () => Iterable<string> },
+    deps: {
+      engine: RunEngine;
+      queues: StageQueues;
+      sourceNames: () => Iterable<string>;
+      /** Cancels the Spark step of a cancelled run's running job, even when no worker is left to do it. */
+      steps?: StepRunner;
+    },
   ) {
     this.res = res;
     this.engine = deps.engine;
     this.queues = deps.queues;
     this.sourceNames = deps.sourceNames;
+    this.steps = deps.steps;
   }
 
   private em(): EntityManager {
@@ -141,20 +151,33 @@ export class RunService {
 
   /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */
   async cancel(id: number, by: string): Promise<Run> {
-    const { run, jobs } = await retryOnConflict(() =>
+    const { run, jobs, steps } = await retryOnConflict(() =>
       this.em().transactional(async (em) => {
         const run = await em.findOne(Run, id);
         if (!run) throw new NotFoundError(`run ${id} not found`);
         if (isTerminal(run.status))
           throw new ConflictError(`run ${id} is already ${run.status} and cannot be cancelled`);
         const open = await em.find(Job, { run, status: { $in: [Status.Pending, Status.Running] } });
+        const steps = open
+          .filter((j) => j.status === Status.Running && j.externalId && STEP_STAGES.has(j.stage))
+          .map((j) => ({ stepId: j.externalId as string, clusterId: run.clusterId ?? undefined }));
         transitionRun(run, Status.Cancelled);
         run.cancelledBy = by;
         run.error = { reason: 'cancelled', message: `cancelled by ${by}` };
         for (const job of open) transitionJob(job, Status.Cancelled);
-        return { run, jobs: open };
+        return { run, jobs: open, steps };
       }),
     );
+    // The job's worker cancels its step within a heartbeat; this does it too, for a step whose worker is gone.
+    // In the background: confirming an EMR step reached CANCELLED can take minutes.
+    for (const handle of steps) {
+      void this.steps?.cancel(handle).then(
+        (status) =>
+          this.res.logger.info({ runId: id, step: handle.stepId, state: status.state }, 'cancelled a step'),
+        (error: unknown) =>
+          this.res.logger.warn({ err: error, runId: id, step: handle.stepId }, 'could not cancel a step'),
+      );
+    }
     this.res.metrics.runFinished(run.source, 'cancelled');
     for (const job of jobs) {
       await this.queues.removeIfQueued(job.stage, job.queueJobId).catch((error: unknown) => {

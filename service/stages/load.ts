@@ -6,6 +6,7 @@ import {
   type LoadResult,
   type LoadSpec,
   type TransformManifest,
+  type TransformSpec,
 } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { LoadedSource } from '../config/sources.ts';
@@ -58,7 +59,10 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         dt,
         lakeRoot: deps.lake.root,
         manifest: manifestAt,
-        tables: source.tables,
+        // The tables exactly as the transform split them, even if the sources file changed since.
+        tables: (
+          await readJson<TransformSpec>(deps.lake, stepSpecKey(source.name, dt, ctx.run.id, 'split_tables'))
+        ).tables,
         warehouse: deps.warehouse,
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');

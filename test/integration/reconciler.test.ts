@@ -6,7 +6,9 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Job, Run } from '../../service/state/entities/index.ts';
+import request from 'supertest';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { TOKEN } from '../support/env.ts';
 import { waitFor } from '../support/wait.ts';
 
 const open: TestApp[] = [];
@@ -80,26 +82,16 @@ describe('the reconciler', () => {
 
   it('cancels the step an orphaned job left running before failing the job', async () => {
     const t = await start();
-    // A stand-in for a spark-submit a dead worker left behind: the local runner recognises its own steps by
-    // command line (a job script of the scripts folder and --spec), so this one carries that shape.
-    const child = spawn(
-      process.execPath,
-      ['-e', 'setInterval(() => {}, 1000)', resolve('spark/split_tables.py'), '--spec', 'file:///x.json'],
-      { detached: true, stdio: 'ignore' },
-    );
-    const exited = once(child, 'exit');
+    const step = await standInStep(t);
     try {
-      const job = await runningJob(t, 'transform', 120_000, `local:${child.pid}`);
-      const status = await t.app.stepRunner.status({ stepId: `local:${child.pid}` });
-      // If the runner cannot recognise the stand-in as a step, this test proves nothing: say so loudly.
-      expect(status.state, 'the stand-in is not recognised as a local step').toBe('RUNNING');
+      const job = await runningJob(t, 'transform', 120_000, `local:${step.pid}`);
       await t.app.reconciler?.sweep();
-      await exited;
+      await step.exited;
       const after = await em(t).findOneOrFail(Job, job.id);
       expect(after.status).toBe('FAILED');
-      expect(after.error?.message).toMatch(new RegExp(`its step local:${child.pid} is CANCELLED$`));
+      expect(after.error?.message).toMatch(new RegExp(`its step local:${step.pid} is CANCELLED$`));
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      step.kill();
     }
   });
 
@@ -115,3 +107,45 @@ describe('the reconciler', () => {
     await second.app.close();
   });
 });
+
+describe('cancelling a run', () => {
+  it('cancels its running Spark step even when no worker is left to do it', async () => {
+    const t = await start();
+    const step = await standInStep(t);
+    try {
+      const job = await runningJob(t, 'transform', 1000, `local:${step.pid}`);
+      const res = await request(t.app.server)
+        .post(`/runs/${job.run.id}/cancel`)
+        .set({ authorization: `Bearer ${TOKEN}` });
+      expect(res.status).toBe(200);
+      await step.exited;
+      expect((await em(t).findOneOrFail(Job, job.id)).status).toBe('CANCELLED');
+    } finally {
+      step.kill();
+    }
+  });
+});
+
+/**
+ * A stand-in for a spark-submit that a dead worker left behind: the local runner recognises its own steps by their
+ * command line (a job script of the scripts folder and --spec), so this one carries that shape.
+ */
+async function standInStep(t: TestApp): Promise<{ pid: number; exited: Promise<unknown>; kill: () => void }> {
+  const child = spawn(
+    process.execPath,
+    ['-e', 'setInterval(() => {}, 1000)', resolve('spark/split_tables.py'), '--spec', 'file:///x.json'],
+    { detached: true, stdio: 'ignore' },
+  );
+  const exited = once(child, 'exit');
+  const pid = child.pid as number;
+  // If the runner cannot recognise the stand-in as a step, the tests using it prove nothing: say so loudly.
+  const status = await t.app.stepRunner.status({ stepId: `local:${pid}` });
+  expect(status.state, 'the stand-in is not recognised as a local step').toBe('RUNNING');
+  return {
+    pid,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
