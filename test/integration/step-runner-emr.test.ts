@@ -23,7 +23,8 @@ import { loadConfig } from '../../service/config/env.ts';
 import { createLogger } from '../../service/observability/logger.ts';
 import { EmrStepRunner } from '../../service/steps/emr-runner.ts';
 import { openStepRunner } from '../../service/steps/open-runner.ts';
-import { stepName, type StepHandle, type StepRequest } from '../../service/steps/step-runner.ts';
+import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
+import { stepRequest } from '../support/steps.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 
 // The EMR step runner against moto's EMR (server mode): RunJobFlow, AddJobFlowSteps, ListSteps, ListClusters,
@@ -146,17 +147,7 @@ function harness(env: Record<string, string> = {}): Harness {
 }
 
 function request(job: SparkJob, runId: number, extra: Partial<StepRequest> = {}): StepRequest {
-  const jobId = runId * 10 + (job === 'split_tables' ? 1 : 2);
-  return {
-    job,
-    runId,
-    jobId,
-    name: stepName(runId, jobId, job),
-    specKey: `steps/source=demo/dt=2026-01-31/run=${runId}/${job}.json`,
-    inputs: [],
-    outputs: [],
-    ...extra,
-  };
+  return stepRequest(job, runId, runId * 10 + (job === 'split_tables' ? 1 : 2), extra);
 }
 
 /** Runs the step; `then` plays EMR once it is submitted (advances or aborts it). */

@@ -16,7 +16,8 @@ import { createLogger } from '../../service/observability/logger.ts';
 import { LocalStepRunner } from '../../service/steps/local-runner.ts';
 import { openStepRunner } from '../../service/steps/open-runner.ts';
 import { failureMessage } from '../../service/steps/spark-log.ts';
-import { stepName, type StepHandle, type StepRequest } from '../../service/steps/step-runner.ts';
+import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
+import { stepRequest } from '../support/steps.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -51,17 +52,7 @@ afterAll(async () => {
 });
 
 function request(job: SparkJob, runId: number, extra: Partial<StepRequest> = {}): StepRequest {
-  const jobId = runId * 10 + 1;
-  return {
-    job,
-    runId,
-    jobId,
-    name: stepName(runId, jobId, job),
-    specKey: `steps/source=demo/dt=2026-01-31/run=${runId}/${job}.json`,
-    inputs: [],
-    outputs: [],
-    ...extra,
-  };
+  return stepRequest(job, runId, runId * 10 + 1, extra);
 }
 
 async function fileLake(name: string): Promise<{ lake: Lake; dir: string }> {
