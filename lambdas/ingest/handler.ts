@@ -1,7 +1,11 @@
 // The ingest Lambda's entry point (nodejs24.x). Locally, lambdas/local-runner.ts calls the same function.
 import type { IngestRequest, IngestResult } from '../../contract/ingest.ts';
+import { METRIC } from '../../contract/metrics.ts';
+import { HandlerError } from '../common/errors.ts';
 import { lakeFromEnv } from '../common/lake-from-env.ts';
+import { countMetric } from '../common/metrics.ts';
 import { runIngest } from './ingest.ts';
+import { withSecretEnv } from './secret-env.ts';
 
 /** The part of the Lambda context this handler reads. */
 export interface LambdaContext {
@@ -14,8 +18,21 @@ export async function handler(request: IngestRequest, context?: LambdaContext): 
   const timeLimitMs = context
     ? Math.min(request.limits.timeLimitMs, context.getRemainingTimeInMillis())
     : request.limits.timeLimitMs;
-  return runIngest(
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = await withSecretEnv(process.env);
+  } catch (error) {
+    if (error instanceof HandlerError) return { kind: 'failed', error: error.toFailure() };
+    throw error;
+  }
+  const result = await runIngest(
     { ...request, limits: { ...request.limits, timeLimitMs } },
-    { lake: lakeFromEnv(request.lakeRoot), startedAt },
+    { lake: lakeFromEnv(request.lakeRoot), startedAt, env },
   );
+  // A result's `records` counts the whole stage so far; this invocation's share is what it added.
+  if (result.kind !== 'failed') {
+    const added = result.records - (request.continuation?.records ?? 0);
+    await countMetric(METRIC.recordsIngested, added, request.source);
+  }
+  return result;
 }

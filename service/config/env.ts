@@ -27,12 +27,26 @@ const EnvSchema = Type.Object({
   AFLUENTE_MYSQL_URL: Type.String({
     default: 'mysql://root@127.0.0.1:3306/afluente',
     pattern: '^mysql://[^/]+/[A-Za-z0-9_]+$',
-    description: 'a URL like mysql://user:password@host:3306/database',
+    description: 'a URL like mysql://user@host:3306/database (put the password in AFLUENTE_MYSQL_PASSWORD)',
+  }),
+  AFLUENTE_MYSQL_PASSWORD: Type.String({
+    default: '',
+    // A secret (an ECS secret on AWS): never echoed in a boot error, never logged.
+    description: 'the MySQL password, if the URL holds none',
+  }),
+  AFLUENTE_MYSQL_TLS: Type.Enum(['off', 'rds'], {
+    default: 'off',
+    description: "off, or rds (TLS verified against Amazon RDS's certificate authorities)",
   }),
   AFLUENTE_REDIS_URL: Type.String({
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://',
     description: 'a URL like redis://host:6379 or rediss://host:6379 for TLS',
+  }),
+  AFLUENTE_REDIS_PASSWORD: Type.String({
+    default: '',
+    // A secret (the ElastiCache AUTH token on AWS): never echoed in a boot error, never logged.
+    description: 'the Redis AUTH password, if the URL holds none',
   }),
   AFLUENTE_WAREHOUSE_URL: Type.String({
     default: 'postgres://postgres@127.0.0.1:5432/afluente',
@@ -224,6 +238,12 @@ const EnvSchema = Type.Object({
   AFLUENTE_TRUST_PROXY: Type.Boolean({ default: false, description: 'true or false (true behind the ALB)' }),
   AFLUENTE_MIGRATE_ON_START: Type.Boolean({ default: true, description: 'true or false' }),
   AFLUENTE_METRICS_EMF: Type.Boolean({ default: false, description: 'true or false (emit CloudWatch EMF)' }),
+  AFLUENTE_METRICS_INTERVAL_MS: Type.Integer({
+    default: 60_000,
+    minimum: 1000,
+    description:
+      'milliseconds between the EMF samples of active runs and queue depth (scheduler role), at least 1000',
+  }),
   AFLUENTE_METRICS_NAMESPACE: Type.String({
     default: 'Afluente',
     minLength: 1,
@@ -307,6 +327,18 @@ const EnvSchema = Type.Object({
     pattern: '^(s3://.+)?$',
     description: 'an s3:// URI holding split_tables.py, load_warehouse.py and afluente_spark.zip',
   }),
+  AFLUENTE_EMR_SECURITY_CONFIGURATION: Type.String({
+    default: '',
+    pattern: '^[A-Za-z0-9_.-]*$',
+    description:
+      'empty, or the EMR security configuration (encryption at rest and in transit) of a transient cluster',
+  }),
+  AFLUENTE_EMR_SECURITY_GROUP: Type.String({
+    default: '',
+    pattern: '^(sg-[0-9a-f]+)?$',
+    description:
+      "empty, or a security group added to a transient cluster's instances (the one the warehouse admits), e.g. sg-0abc1234",
+  }),
   AFLUENTE_EMR_POLL_MS: Type.Integer({
     default: 15_000,
     minimum: 50,
@@ -337,8 +369,8 @@ export interface Config {
     rateLimit: { max: number; windowMs: number };
   };
   auth: { tokens: ApiToken[] };
-  mysql: { url: string };
-  redis: { url: string };
+  mysql: MysqlConfig;
+  redis: RedisConfig;
   warehouse: WarehouseConfig;
   lake: { uri: string; s3Endpoint?: string };
   lambda: {
@@ -366,9 +398,28 @@ export interface Config {
   reconcile: { intervalMs: number; heartbeatDeadlineMs: number };
   shutdownGraceMs: number;
   migrateOnStart: boolean;
-  metrics: { emf: boolean; namespace: string };
+  /** `intervalMs`: how often the scheduler pushes its gauge samples (active runs, queue depth) as EMF. */
+  metrics: { emf: boolean; namespace: string; intervalMs: number };
   /** Where the transform and load stages run their Spark steps. */
   steps: StepsConfig;
+}
+
+/** The state database. */
+export interface MysqlConfig {
+  /** As configured; never holds the password when it came from AFLUENTE_MYSQL_PASSWORD. */
+  url: string;
+  /** A secret, kept out of the URL so that nothing that prints the URL can leak it. */
+  password?: string;
+  /** `rds`: TLS, verified against the Amazon RDS certificate authorities (the RDS parameter group requires it). */
+  tls: 'off' | 'rds';
+}
+
+/** The Redis that holds the queues. */
+export interface RedisConfig {
+  /** `rediss://` turns TLS on (ElastiCache in-transit encryption). */
+  url: string;
+  /** A secret: the AUTH token. */
+  password?: string;
 }
 
 /** The warehouse the load step writes to, as the step needs it: a JDBC URL without credentials. */
@@ -418,6 +469,10 @@ export interface StepsConfig {
     subnetId?: string;
     /** `s3://…` holding split_tables.py, load_warehouse.py and afluente_spark.zip (no trailing slash). */
     scriptsUri?: string;
+    /** The EMR security configuration of a transient cluster (encryption at rest and in transit). */
+    securityConfiguration?: string;
+    /** A security group added to a transient cluster's primary and core instances. */
+    securityGroup?: string;
     pollMs: number;
     /** A transient cluster's AutoTerminationPolicy.IdleTimeout. */
     idleTimeoutS: number;
@@ -493,6 +548,14 @@ export function loadConfig(
     if (!valid.AFLUENTE_EVENTS_QUEUE_URL)
       problems.push('AFLUENTE_EVENTS_QUEUE_URL must be set when AFLUENTE_LAMBDA_INVOKER=aws');
   }
+  for (const [url, password] of [
+    ['AFLUENTE_MYSQL_URL', 'AFLUENTE_MYSQL_PASSWORD'],
+    ['AFLUENTE_REDIS_URL', 'AFLUENTE_REDIS_PASSWORD'],
+  ] as const) {
+    // Two passwords would leave it to the driver to pick one; the message never echoes either.
+    if (valid[password] && URL.canParse(valid[url]) && new URL(valid[url]).password)
+      problems.push(`${url} holds a password and ${password} is set too: keep only ${password}`);
+  }
   const warehouse = parseWarehouse(valid, problems);
   if (valid.AFLUENTE_STEP_RUNNER === 'emr') checkEmr(valid, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -506,8 +569,12 @@ export function loadConfig(
       rateLimit: { max: valid.AFLUENTE_RATE_LIMIT_MAX, windowMs: valid.AFLUENTE_RATE_LIMIT_WINDOW_MS },
     },
     auth: { tokens },
-    mysql: { url: valid.AFLUENTE_MYSQL_URL },
-    redis: { url: valid.AFLUENTE_REDIS_URL },
+    mysql: {
+      url: valid.AFLUENTE_MYSQL_URL,
+      tls: valid.AFLUENTE_MYSQL_TLS,
+      ...optional('password', valid.AFLUENTE_MYSQL_PASSWORD),
+    },
+    redis: { url: valid.AFLUENTE_REDIS_URL, ...optional('password', valid.AFLUENTE_REDIS_PASSWORD) },
     warehouse,
     lake: {
       uri: valid.AFLUENTE_LAKE_URI,
@@ -554,7 +621,11 @@ export function loadConfig(
     },
     shutdownGraceMs: valid.AFLUENTE_SHUTDOWN_GRACE_MS,
     migrateOnStart: valid.AFLUENTE_MIGRATE_ON_START,
-    metrics: { emf: valid.AFLUENTE_METRICS_EMF, namespace: valid.AFLUENTE_METRICS_NAMESPACE },
+    metrics: {
+      emf: valid.AFLUENTE_METRICS_EMF,
+      namespace: valid.AFLUENTE_METRICS_NAMESPACE,
+      intervalMs: valid.AFLUENTE_METRICS_INTERVAL_MS,
+    },
     steps: {
       runner: valid.AFLUENTE_STEP_RUNNER,
       spark: {
@@ -575,6 +646,8 @@ export function loadConfig(
         ...optional('logUri', valid.AFLUENTE_EMR_LOG_URI.replace(/\/+$/, '')),
         ...optional('subnetId', valid.AFLUENTE_EMR_SUBNET_ID),
         ...optional('scriptsUri', valid.AFLUENTE_EMR_SCRIPTS_URI.replace(/\/+$/, '')),
+        ...optional('securityConfiguration', valid.AFLUENTE_EMR_SECURITY_CONFIGURATION),
+        ...optional('securityGroup', valid.AFLUENTE_EMR_SECURITY_GROUP),
         pollMs: valid.AFLUENTE_EMR_POLL_MS,
         idleTimeoutS: valid.AFLUENTE_EMR_IDLE_TIMEOUT_S,
         ...optional('endpoint', valid.AFLUENTE_AWS_ENDPOINT),

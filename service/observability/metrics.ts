@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { METRIC, type MetricName } from '../../contract/metrics.ts';
 import type { Stage } from '../../contract/stages.ts';
-import type { EmfEmitter } from './emf.ts';
+import type { EmfEmitter } from '../../lib/metrics/emf.ts';
 import type { Logger } from './logger.ts';
 
 export interface MetricsOptions {
@@ -11,6 +12,23 @@ export interface MetricsOptions {
 }
 
 type Outcome = 'completed' | 'failed' | 'cancelled';
+
+const FINISHED: Record<Outcome, MetricName> = {
+  completed: METRIC.runsCompleted,
+  failed: METRIC.runsFailed,
+  cancelled: METRIC.runsCancelled,
+};
+/** The stages that run as Spark steps (EMR on AWS): their failed attempts are step failures. */
+const STEP_STAGES: ReadonlySet<Stage> = new Set(['transform', 'load']);
+
+/** What the scheduler samples periodically for CloudWatch (Prometheus computes the same on scrape). */
+export interface Gauges {
+  runsActive: number;
+  /** Seconds; 0 when no run is active. */
+  oldestActiveRunAge: number;
+  /** Waiting jobs per stage queue. */
+  queueWaiting: Record<string, number>;
+}
 
 /**
  * The service's metrics. Prometheus is scraped at /metrics; the same run and stage counters go to CloudWatch
@@ -77,32 +95,52 @@ export class Metrics {
 
   runCreated(source: string, trigger: string): void {
     this.runsCreated.inc({ source, trigger });
-    this.emf({ source }, 'RunsCreated', 1, 'Count');
+    this.emf(METRIC.runsCreated, 1, 'Count', source);
   }
 
-  runFinished(source: string, status: Outcome): void {
+  /** A run reached a final status; a completed one reports the rows its load committed. */
+  runFinished(source: string, status: Outcome, rowsLoaded?: number): void {
     this.runsFinished.inc({ source, status });
-    const name =
-      status === 'completed' ? 'RunsCompleted' : status === 'failed' ? 'RunsFailed' : 'RunsCancelled';
-    this.emf({ source }, name, 1, 'Count');
+    this.emf(FINISHED[status], 1, 'Count', source);
+    if (rowsLoaded !== undefined) this.emf(METRIC.rowsLoaded, rowsLoaded, 'Count', source);
   }
 
   stageFinished(source: string, stage: Stage, status: Outcome, job: { startedAt?: Date | null }): void {
     if (!job.startedAt) return;
     const seconds = (Date.now() - job.startedAt.getTime()) / 1000;
     this.stageDuration.observe({ source, stage, status }, seconds);
-    this.emf({ source, stage }, 'StageDuration', seconds, 'Seconds');
+    this.emf(METRIC.stageDuration, seconds, 'Seconds', stage);
+  }
+
+  /** An attempt of a stage failed, final or not; for a Spark stage that is a failed step. */
+  attemptFailed(stage: Stage): void {
+    if (STEP_STAGES.has(stage)) this.emf(METRIC.stepsFailed, 1, 'Count', stage);
+  }
+
+  /** CloudWatch has no scrape, so the scheduler pushes these samples as EMF. */
+  gauges(sample: Gauges): void {
+    this.emf(METRIC.runsActive, sample.runsActive, 'Count');
+    this.emf(METRIC.oldestActiveRunAge, sample.oldestActiveRunAge, 'Seconds');
+    // The total (what the worker service scales on) is one sample; each queue is its own drill-down.
+    const queues = Object.entries(sample.queueWaiting);
+    this.emf(METRIC.queueWaiting, sum(queues.map(([, n]) => n)), 'Count');
+    for (const [queue, n] of queues) this.emf(METRIC.queueWaiting, n, 'Count', queue, false);
   }
 
   // EMF is fire-and-forget: a metrics sink must never fail a run.
   private emf(
-    dimensions: Record<string, string>,
-    name: string,
+    name: MetricName,
     value: number,
     unit: 'Count' | 'Seconds',
+    dimension?: string,
+    aggregate = true,
   ): void {
-    this.options.emf?.(dimensions, name, value, unit).catch((error: unknown) => {
+    this.options.emf?.(name, value, unit, dimension, aggregate).catch((error: unknown) => {
       this.logger.warn({ err: error }, 'could not emit EMF metrics');
     });
   }
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }

@@ -54,7 +54,7 @@ export class StageQueues {
     const entries = await Promise.all(
       this.all().map(
         async ([stage, q]) =>
-          [stage, await q.getJobCounts('waiting', 'active', 'delayed', 'failed')] as const,
+          [stage, await q.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed')] as const,
       ),
     );
     return Object.fromEntries(entries) as Record<Stage, Record<string, number>>;

@@ -125,7 +125,8 @@ export class RunEngine {
           dispatch: undefined,
           record: () => {
             stageDone();
-            this.res.metrics.runFinished(run.source, 'completed');
+            const rows = Object.values(run.rows ?? {}).reduce((a, b) => a + b, 0);
+            this.res.metrics.runFinished(run.source, 'completed', rows);
           },
         };
       }),
@@ -145,9 +146,10 @@ export class RunEngine {
         const job = await em.findOneOrFail(Job, jobId, { populate: ['run'] });
         if (job.status !== Status.Running) return () => undefined;
         job.error = error;
+        const stage = job.stage;
         if (!final) {
           transitionJob(job, Status.Pending);
-          return () => undefined;
+          return () => this.res.metrics.attemptFailed(stage);
         }
         const run = job.run;
         transitionJob(job, Status.Failed);
@@ -162,6 +164,7 @@ export class RunEngine {
           run.error = error;
         }
         return () => {
+          this.res.metrics.attemptFailed(stage);
           this.res.metrics.stageFinished(run.source, job.stage, 'failed', job);
           if (runFailed) this.res.metrics.runFinished(run.source, 'failed');
         };

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import { createEmfEmitter } from '../observability/emf.ts';
+import { createEmfEmitter } from '../../lib/metrics/emf.ts';
 import { Metrics } from '../observability/metrics.ts';
 
 declare module 'fastify' {

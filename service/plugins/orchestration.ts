@@ -1,12 +1,14 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
+import { redisAuth } from './redis.ts';
 import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
 import { Dispatcher } from '../orchestration/dispatcher.ts';
 import { StageQueues } from '../orchestration/queues.ts';
 import { RunEngine, type EngineResources } from '../orchestration/run-engine.ts';
 import type { EMRClient } from '@aws-sdk/client-emr';
 import { Reconciler } from '../orchestration/reconciler.ts';
+import { GaugeSampler } from '../observability/gauge-sampler.ts';
 import type { StageHandlers } from '../orchestration/stage-handler.ts';
 import { StageWorkers } from '../orchestration/stage-workers.ts';
 import { RunService } from '../runs/run-service.ts';
@@ -54,7 +56,7 @@ export default fp<OrchestrationOptions>(
   async (app, opts) => {
     const { config } = app;
     // BullMQ needs a connection that retries forever; it must not share the fail-fast command client.
-    const connection = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+    const connection = new Redis(config.redis.url, { ...redisAuth(config.redis), maxRetriesPerRequest: null });
     connection.on('error', (error) => app.log.debug({ err: error }, 'redis queue connection error'));
     const catalog = opts.catalog ?? JOB_CATALOG;
     const res: EngineResources = { orm: app.orm, catalog, metrics: app.metrics, logger: app.log };
@@ -173,6 +175,18 @@ export default fp<OrchestrationOptions>(
       const reconcileTimer = setInterval(reconcile, config.reconcile.intervalMs);
       reconcileTimer.unref();
       app.addHook('preClose', async () => clearInterval(reconcileTimer));
+
+      // CloudWatch cannot scrape /metrics: push active runs and queue depth for the alarms and autoscaling.
+      if (config.metrics.emf) {
+        const sampler = new GaugeSampler({ orm: app.orm, queues, metrics: app.metrics });
+        const sample = (): void => {
+          sampler.emit().catch((error: unknown) => app.log.warn({ err: error }, 'gauge sample failed'));
+        };
+        app.addHook('onReady', async () => sample());
+        const gaugeTimer = setInterval(sample, config.metrics.intervalMs);
+        gaugeTimer.unref();
+        app.addHook('preClose', async () => clearInterval(gaugeTimer));
+      }
     }
 
     app.addHook('onClose', async () => {

@@ -11,9 +11,9 @@ declare module 'fastify' {
 /** Infrastructure tier: the MikroORM instance for the state database, migrated on start unless turned off. */
 export default fp(
   async (app) => {
-    const { url } = app.config.mysql;
-    const orm = await openOrm(url, app.log);
-    if (app.config.migrateOnStart) await migrate(orm, url, app.log);
+    const { mysql } = app.config;
+    const orm = await openOrm(mysql, app.log);
+    if (app.config.migrateOnStart) await migrate(orm, mysql, app.log);
     app.decorate('orm', orm);
     app.addHook('onClose', async () => orm.close());
   },

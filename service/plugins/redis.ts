@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
+import { redactUrl, type RedisConfig } from '../config/env.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,17 +9,34 @@ declare module 'fastify' {
   }
 }
 
+/** Connection options every client of the queue Redis shares: the AUTH password, kept out of the URL. */
+export function redisAuth(redis: RedisConfig): RedisOptions {
+  return redis.password ? { password: redis.password } : {};
+}
+
 /** Infrastructure tier: the Redis client for commands. The queues hold their own connections. */
 export default fp(
   async (app) => {
     const redis = new Redis(app.config.redis.url, {
+      ...redisAuth(app.config.redis),
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       connectTimeout: 2000,
       lazyConnect: true,
     });
-    redis.on('error', (error) => app.log.debug({ err: error }, 'redis command client error'));
-    await redis.connect();
+    let lastError: Error | undefined;
+    redis.on('error', (error: Error) => {
+      lastError = error;
+      app.log.debug({ err: error }, 'redis command client error');
+    });
+    // ioredis rejects a failed handshake with "Connection is closed."; the reason (NOAUTH, a TLS error) is
+    // in the error event, and it is what an operator needs to read.
+    await redis.connect().catch((error: Error) => {
+      const reason = lastError?.message ?? error.message;
+      throw new Error(`could not connect to Redis at ${redactUrl(app.config.redis.url)}: ${reason}`, {
+        cause: error,
+      });
+    });
     app.decorate('redis', redis);
     app.addHook('onClose', async () => {
       await redis.quit().catch(() => redis.disconnect());

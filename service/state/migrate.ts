@@ -5,9 +5,9 @@ import { migrate, openOrm } from './orm.ts';
 
 const config = loadConfig(process.env, { requireTokens: false });
 const logger = createLogger(config.log.level);
-const orm = await openOrm(config.mysql.url, logger);
+const orm = await openOrm(config.mysql, logger);
 try {
-  const applied = await migrate(orm, config.mysql.url, logger);
+  const applied = await migrate(orm, config.mysql, logger);
   logger.info(
     { database: redactUrl(config.mysql.url), applied },
     applied.length ? 'migrated' : 'schema is up to date',

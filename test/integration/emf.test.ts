@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { METRIC } from '../../contract/metrics.ts';
+import { countMetric } from '../../lambdas/common/metrics.ts';
+import { GaugeSampler } from '../../service/observability/gauge-sampler.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { waitFor } from '../support/wait.ts';
 
 // aws-embedded-metrics writes EMF documents to stdout (console.log) in its Local environment, which is what
-// the ECS awslogs driver ships to CloudWatch. The test reads those real documents; nothing is mocked.
+// the ECS awslogs driver and Lambda ship to CloudWatch. The tests read those real documents; nothing is mocked.
 let t: TestApp;
 const lines: string[] = [];
 beforeAll(async () => {
@@ -16,6 +19,9 @@ afterAll(async () => {
   vi.restoreAllMocks();
   await t.close();
 });
+beforeEach(() => {
+  lines.length = 0;
+});
 
 interface Emf {
   _aws: {
@@ -25,25 +31,83 @@ interface Emf {
       Metrics: { Name: string; Unit: string }[];
     }[];
   };
-  source?: string;
-  RunsCreated?: number;
+  [field: string]: unknown;
+}
+
+function documents(metric: string): Emf[] {
+  return lines
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Emf)
+    .filter((d) => d._aws?.CloudWatchMetrics?.[0]?.Metrics.some((m) => m.Name === metric));
+}
+
+async function document(metric: string, count = 1): Promise<Emf[]> {
+  return waitFor(async () => {
+    const found = documents(metric);
+    return found.length >= count ? found : undefined;
+  }, `${count} EMF document(s) of ${metric}`);
 }
 
 describe('CloudWatch EMF', () => {
-  it('emits the runs-created counter as an EMF document when enabled', async () => {
+  it('emits the runs-created counter with the aggregate and the per-source dimension sets', async () => {
     await t.app.runs.create({ source: 'demo' });
-    const doc = await waitFor(
-      async () =>
-        lines
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Emf)
-          .find((d) => d._aws?.CloudWatchMetrics?.[0]?.Metrics.some((m) => m.Name === 'RunsCreated')),
-      'an EMF document',
-    );
-    const directive = doc._aws.CloudWatchMetrics[0];
+    const [doc] = await document(METRIC.runsCreated);
+    const directive = doc?._aws.CloudWatchMetrics[0];
     expect(directive?.Namespace).toBe('AfluenteTest');
-    expect(directive?.Dimensions).toEqual([['source']]);
+    // The empty set is the total the alarms read; Source is the drill-down.
+    expect(directive?.Dimensions).toEqual([[], ['Source']]);
     expect(directive?.Metrics).toEqual([{ Name: 'RunsCreated', Unit: 'Count' }]);
-    expect(doc).toMatchObject({ source: 'demo', RunsCreated: 1 });
+    expect(doc).toMatchObject({ Source: 'demo', RunsCreated: 1 });
+  });
+
+  it('samples active runs, the oldest one, and the waiting jobs of each queue', async () => {
+    await t.app.runs.create({ source: 'demo' });
+    const sampler = new GaugeSampler({ orm: t.app.orm, queues: t.app.queues, metrics: t.app.metrics });
+    // No worker runs in this app, so both runs (this test's and the one above) wait in the ingest queue.
+    const sample = await sampler.emit();
+    expect(sample.runsActive).toBe(2);
+    expect(sample.oldestActiveRunAge).toBeGreaterThan(0);
+    expect(sample.queueWaiting).toEqual({ ingest: 2, validate: 0, transform: 0, load: 0 });
+
+    const [active] = await document(METRIC.runsActive);
+    expect(active?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([[]]);
+    expect(active).toMatchObject({ RunsActive: 2 });
+    const [age] = await document(METRIC.oldestActiveRunAge);
+    expect(age?._aws.CloudWatchMetrics[0]?.Metrics).toEqual([
+      { Name: 'OldestActiveRunAge', Unit: 'Seconds' },
+    ]);
+
+    // One total (what the worker service scales on), then one drill-down per queue without a second total.
+    const waiting = await document(METRIC.queueWaiting, 5);
+    const totals = waiting.filter((d) => d._aws.CloudWatchMetrics[0]?.Dimensions.length === 1 && !d.Queue);
+    expect(totals.map((d) => d.QueueWaiting)).toEqual([2]);
+    const perQueue = Object.fromEntries(
+      waiting
+        .filter((d) => d.Queue)
+        .map((d) => [d.Queue, [d.QueueWaiting, d._aws.CloudWatchMetrics[0]?.Dimensions]]),
+    );
+    expect(perQueue).toEqual({
+      ingest: [2, [['Queue']]],
+      validate: [0, [['Queue']]],
+      transform: [0, [['Queue']]],
+      load: [0, [['Queue']]],
+    });
+  });
+
+  it('counts a failed attempt of a Spark stage as a step failure, and of any other stage not', async () => {
+    t.app.metrics.attemptFailed('ingest');
+    t.app.metrics.attemptFailed('load');
+    const [doc] = await document(METRIC.stepsFailed);
+    expect(doc).toMatchObject({ Stage: 'load', StepsFailed: 1 });
+    expect(doc?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([[], ['Stage']]);
+    expect(documents(METRIC.stepsFailed)).toHaveLength(1);
+  });
+
+  it("emits the Lambdas' record counts only when AFLUENTE_METRICS_EMF is true", async () => {
+    await countMetric(METRIC.recordsRejected, 3, 'demo', {});
+    await countMetric(METRIC.recordsRejected, 7, 'demo', { AFLUENTE_METRICS_EMF: 'true' });
+    const [doc] = await document(METRIC.recordsRejected);
+    expect(doc).toMatchObject({ Source: 'demo', RecordsRejected: 7 });
+    expect(documents(METRIC.recordsRejected)).toHaveLength(1);
   });
 });

@@ -98,6 +98,8 @@ function harness(env: Record<string, string> = {}): Harness {
       AFLUENTE_EMR_JOB_FLOW_ROLE: 'EMR_EC2_DefaultRole',
       AFLUENTE_EMR_LOG_URI: `${LOGS}/`,
       AFLUENTE_EMR_SUBNET_ID: 'subnet-0abc1234',
+      AFLUENTE_EMR_SECURITY_CONFIGURATION: 'afluente-emr',
+      AFLUENTE_EMR_SECURITY_GROUP: 'sg-0abc1234',
       AFLUENTE_EMR_POLL_MS: '100',
       AFLUENTE_AWS_ENDPOINT: moto.endpoint,
       ...env,
@@ -222,8 +224,11 @@ describe('EmrStepRunner on moto', () => {
     expect(h.called('RunJobFlowCommand')).toEqual([
       expect.objectContaining({
         AutoTerminationPolicy: { IdleTimeout: 3600 },
+        SecurityConfiguration: 'afluente-emr',
         Instances: expect.objectContaining({
           KeepJobFlowAliveWhenNoSteps: true,
+          AdditionalMasterSecurityGroups: ['sg-0abc1234'],
+          AdditionalSlaveSecurityGroups: ['sg-0abc1234'],
           InstanceGroups: [
             { Name: 'primary', InstanceRole: 'MASTER', InstanceType: 'm5.xlarge', InstanceCount: 1 },
             { Name: 'core', InstanceRole: 'CORE', InstanceType: 'm5.xlarge', InstanceCount: 2 },

@@ -27,6 +27,50 @@ describe('config from AFLUENTE_* variables', () => {
     expect(config.auth.tokens).toEqual([{ label: 'ops', token: '0123456789abcdef0123' }]);
   });
 
+  it('keeps the MySQL and Redis passwords out of their URLs, and TLS for RDS on request', () => {
+    const config = loadConfig({
+      ...TOKENS,
+      AFLUENTE_MYSQL_URL: 'mysql://afluente@db.internal:3307/afluente',
+      AFLUENTE_MYSQL_PASSWORD: 'p@ss:word/1',
+      AFLUENTE_MYSQL_TLS: 'rds',
+      AFLUENTE_REDIS_URL: 'rediss://cache.internal:6380',
+      AFLUENTE_REDIS_PASSWORD: 'auth-token',
+    });
+    expect(config.mysql).toEqual({
+      url: 'mysql://afluente@db.internal:3307/afluente',
+      password: 'p@ss:word/1',
+      tls: 'rds',
+    });
+    expect(config.redis).toEqual({ url: 'rediss://cache.internal:6380', password: 'auth-token' });
+    expect(loadConfig(TOKENS).mysql).toEqual({ url: 'mysql://root@127.0.0.1:3306/afluente', tls: 'off' });
+  });
+
+  it('refuses a password in both the URL and its variable without echoing either', () => {
+    const problems = problemsOf({
+      ...TOKENS,
+      AFLUENTE_MYSQL_URL: 'mysql://afluente:inurl-secret@db:3306/afluente',
+      AFLUENTE_MYSQL_PASSWORD: 'var-secret',
+      AFLUENTE_REDIS_URL: 'redis://:inurl-secret@cache:6379',
+      AFLUENTE_REDIS_PASSWORD: 'var-secret',
+      AFLUENTE_MYSQL_TLS: 'yes',
+    });
+    expect(problems).toEqual([
+      `AFLUENTE_MYSQL_TLS must be off, or rds (TLS verified against Amazon RDS's certificate authorities) (got "yes")`,
+    ]);
+    const both = problemsOf({
+      ...TOKENS,
+      AFLUENTE_MYSQL_URL: 'mysql://afluente:inurl-secret@db:3306/afluente',
+      AFLUENTE_MYSQL_PASSWORD: 'var-secret',
+      AFLUENTE_REDIS_URL: 'redis://:inurl-secret@cache:6379',
+      AFLUENTE_REDIS_PASSWORD: 'var-secret',
+    });
+    expect(both).toEqual([
+      'AFLUENTE_MYSQL_URL holds a password and AFLUENTE_MYSQL_PASSWORD is set too: keep only AFLUENTE_MYSQL_PASSWORD',
+      'AFLUENTE_REDIS_URL holds a password and AFLUENTE_REDIS_PASSWORD is set too: keep only AFLUENTE_REDIS_PASSWORD',
+    ]);
+    expect(both.join('\n')).not.toMatch(/secret/);
+  });
+
   it('coerces and groups typed values', () => {
     const config = loadConfig({
       ...TOKENS,
