@@ -1,5 +1,5 @@
 // CLI for the demo source API:
-//   node demo/source-api/main.ts --port 8787 --records 10000 --page-size 1000 [--seed 1] [--token T]
+//   node demo/source-api/main.ts [--host 127.0.0.1] --port 8787 --records 10000 --page-size 1000 [--seed 1] [--token T]
 //     [--max-page-size 5000] [--base-time 2026-01-01T00:00:00Z] [--faults '{"rateLimit":{...}}']
 import { parseArgs } from 'node:util';
 import { validateFaultSpec, type FaultSpec } from './faults.ts';
@@ -24,6 +24,8 @@ function parseFaults(raw: string): FaultSpec {
 try {
   const { values } = parseArgs({
     options: {
+      // 0.0.0.0 when other hosts must reach it (docker compose); loopback only by default.
+      host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8787' },
       records: { type: 'string' },
       'page-size': { type: 'string' },
@@ -36,6 +38,7 @@ try {
     strict: true,
   });
   const api = await startDemoApi({
+    host: values.host,
     port: int('port', values.port),
     records: int('records', values.records),
     pageSize: int('page-size', values['page-size']),
@@ -46,8 +49,9 @@ try {
     faults: values.faults === undefined ? undefined : parseFaults(values.faults),
   });
   const faults = values.faults === undefined ? '' : ` with faults ${values.faults}`;
+  const listening = values.host === '127.0.0.1' ? '' : ` listening on ${values.host}`;
   console.log(
-    `demo source API on ${api.url} (/orders, /offset/orders, /cursor/orders, /link/orders)${faults}`,
+    `demo source API on ${api.url}${listening} (/orders, /offset/orders, /cursor/orders, /link/orders)${faults}`,
   );
   const stop = (): void => {
     void api.close().then(() => process.exit(0));

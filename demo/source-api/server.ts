@@ -1,7 +1,7 @@
 // The demo source API: generated orders behind four pagination styles, with injectable faults. Plain
 // node:http because the faults need control of the socket (half bodies, stalls, raw gzip) that a framework hides.
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIPv6, type AddressInfo } from 'node:net';
 import {
   badRecordKind,
   breakRecord,
@@ -17,7 +17,9 @@ import {
 import { DEFAULT_BASE_TIME, firstIndexSince, wireOrderAt } from './records.ts';
 
 export interface DemoApiOptions {
-  /** Port on 127.0.0.1; 0 picks a free one. @default 0 */
+  /** The address to listen on; `0.0.0.0` serves other hosts too (a container's network). @default '127.0.0.1' */
+  host?: string;
+  /** Port on `host`; 0 picks a free one. @default 0 */
   port?: number;
   /** How many orders the API holds (ids 1..records). @default 10_000 */
   records?: number;
@@ -45,7 +47,7 @@ export interface DemoApiStats {
 }
 
 export interface DemoApi {
-  /** `http://127.0.0.1:<port>`, no trailing slash. */
+  /** `http://<host>:<port>`, no trailing slash; for a wildcard host (0.0.0.0, ::) its loopback address. */
   url: string;
   port: number;
   /** Stops listening and drops every connection, stalled ones included. */
@@ -121,6 +123,7 @@ function emptyStats(): DemoApiStats {
 }
 
 export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoApi> {
+  const host = options.host ?? '127.0.0.1';
   const seed = options.seed ?? 1;
   const pageSize = options.pageSize ?? 1000;
   const maxPageSize = options.maxPageSize ?? 5000;
@@ -328,7 +331,7 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -336,7 +339,7 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
   const port = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${urlHost(host)}:${port}`,
     port,
     async close() {
       if (closed) return;
@@ -360,6 +363,13 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
       records = n;
     },
   };
+}
+
+/** How a client on this machine reaches `host`: a wildcard address through loopback, IPv6 in brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return isIPv6(host) ? `[${host}]` : host;
 }
 
 function bearerMatches(req: IncomingMessage, token: string): boolean {
