@@ -17,7 +17,9 @@ export async function countMetric(
   if (env.AFLUENTE_METRICS_EMF !== 'true') return;
   try {
     emitter ??= createEmfEmitter(env.AFLUENTE_METRICS_NAMESPACE ?? METRICS_NAMESPACE);
-    await (await emitter)(name, value, 'Count', source);
+    await (
+      await emitter
+    )(name, value, 'Count', source);
   } catch (error) {
     console.error(`afluente: could not emit the ${name} metric: ${(error as Error).message}`);
   }

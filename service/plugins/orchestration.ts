@@ -56,7 +56,10 @@ export default fp<OrchestrationOptions>(
   async (app, opts) => {
     const { config } = app;
     // BullMQ needs a connection that retries forever; it must not share the fail-fast command client.
-    const connection = new Redis(config.redis.url, { ...redisAuth(config.redis), maxRetriesPerRequest: null });
+    const connection = new Redis(config.redis.url, {
+      ...redisAuth(config.redis),
+      maxRetriesPerRequest: null,
+    });
     connection.on('error', (error) => app.log.debug({ err: error }, 'redis queue connection error'));
     const catalog = opts.catalog ?? JOB_CATALOG;
     const res: EngineResources = { orm: app.orm, catalog, metrics: app.metrics, logger: app.log };
