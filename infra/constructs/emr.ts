@@ -10,6 +10,15 @@ import { LOG_PREFIX } from './log-archive.ts';
 import { TLS_CERTIFICATES_KEY, type SparkArtifacts } from './spark-artifacts.ts';
 import type { Warehouse } from './warehouse.ts';
 
+/** What the service does to a cluster's steps: submit, find again after a restart, poll, cancel. */
+const STEP_ACTIONS = [
+  'elasticmapreduce:AddJobFlowSteps',
+  'elasticmapreduce:DescribeStep',
+  'elasticmapreduce:ListSteps',
+  'elasticmapreduce:CancelSteps',
+  'elasticmapreduce:DescribeCluster',
+];
+
 export interface EmrSupportProps {
   /** The VPC the clusters run in. Required. */
   readonly vpc: ec2.IVpc;
@@ -210,14 +219,7 @@ export class EmrSupport extends Construct {
     const tagged = { StringEquals: { [`aws:ResourceTag/${CLUSTER_TAG.key}`]: CLUSTER_TAG.value } };
     principal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        actions: [
-          'elasticmapreduce:AddJobFlowSteps',
-          'elasticmapreduce:DescribeStep',
-          'elasticmapreduce:ListSteps',
-          'elasticmapreduce:CancelSteps',
-          'elasticmapreduce:DescribeCluster',
-          'elasticmapreduce:TerminateJobFlows',
-        ],
+        actions: [...STEP_ACTIONS, 'elasticmapreduce:TerminateJobFlows'],
         resources: [clusters],
         conditions: tagged,
       }),
@@ -232,13 +234,7 @@ export class EmrSupport extends Construct {
       const existing = `arn:${partition}:elasticmapreduce:${region}:${account}:cluster/${this.clusterId}`;
       principal.addToPrincipalPolicy(
         new iam.PolicyStatement({
-          actions: [
-            'elasticmapreduce:AddJobFlowSteps',
-            'elasticmapreduce:DescribeStep',
-            'elasticmapreduce:ListSteps',
-            'elasticmapreduce:CancelSteps',
-            'elasticmapreduce:DescribeCluster',
-          ],
+          actions: STEP_ACTIONS,
           resources: [existing],
         }),
       );

@@ -5,6 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { Layer } from '../../contract/lake-layout.ts';
 import { LOG_PREFIX } from './log-archive.ts';
+import { SECURE_BUCKET } from './secure-bucket.ts';
 
 export interface LakeProps {
   /** The bucket the lake's server access logs go to. */
@@ -67,11 +68,8 @@ export class Lake extends Construct {
       encryptionKey: this.key,
       // One data key per bucket instead of one KMS call per object: the parts are many and small.
       bucketKeyEnabled: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
+      ...SECURE_BUCKET,
       versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: props.accessLogsBucket,
       serverAccessLogsPrefix: `${LOG_PREFIX.s3}lake/`,
       lifecycleRules: [

@@ -13,6 +13,7 @@ import {
 import { REPO_ROOT } from '../paths.ts';
 import { sparkBundling } from '../spark-bundling.ts';
 import { LOG_PREFIX } from './log-archive.ts';
+import { SECURE_BUCKET } from './secure-bucket.ts';
 
 export interface SparkArtifactsProps {
   /** The bucket the artifacts bucket's server access logs go to. */
@@ -51,11 +52,8 @@ export class SparkArtifacts extends Construct {
     this.bucket = new s3.Bucket(this, 'Bucket', {
       // Code and the operator's TLS bundle; readable only by roles granted below, so S3-managed keys suffice.
       encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
+      ...SECURE_BUCKET,
       versioned: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       serverAccessLogsBucket: props.accessLogsBucket,
       serverAccessLogsPrefix: `${LOG_PREFIX.s3}artifacts/`,
       lifecycleRules: [{ id: 'expire-old-jobs', noncurrentVersionExpiration: Duration.days(30) }],
