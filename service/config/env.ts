@@ -187,6 +187,13 @@ const EnvSchema = Type.Object({
     maximum: 64,
     description: 'an integer from 1 to 64',
   }),
+  AFLUENTE_MAX_CONCURRENT_STEPS: Type.Integer({
+    default: 4,
+    minimum: 1,
+    maximum: 256,
+    description:
+      'Spark steps (EMR or local) that run at once across every worker, per Spark stage (transform, load), from 1 to 256',
+  }),
   AFLUENTE_HEARTBEAT_MS: Type.Integer({
     default: 5000,
     minimum: 100,
@@ -390,6 +397,8 @@ export interface Config {
   queue: {
     prefix: string;
     concurrency: number;
+    /** Global cap on the active jobs of each Spark stage queue (transform, load), whatever the worker count. */
+    maxConcurrentSteps: number;
     heartbeatMs: number;
     lockDurationMs: number;
     dispatchIntervalMs: number;
@@ -453,7 +462,7 @@ export interface StepsConfig {
     driverMemory: string;
     /** Comma-separated jars for `--jars`; empty for none. */
     jars: string;
-    /** Absolute: steps' logs go to `<tempDir>/afluente-steps/`, and an s3:// lake is staged under it. */
+    /** Absolute: steps' logs go to `<tempDir>/afluente-steps/<queue prefix>/`, and an s3:// lake is staged under it. */
     tempDir: string;
   };
   /** The EMR runner. */
@@ -611,6 +620,7 @@ export function loadConfig(
     queue: {
       prefix: valid.AFLUENTE_QUEUE_PREFIX,
       concurrency: valid.AFLUENTE_WORKER_CONCURRENCY,
+      maxConcurrentSteps: valid.AFLUENTE_MAX_CONCURRENT_STEPS,
       heartbeatMs: valid.AFLUENTE_HEARTBEAT_MS,
       lockDurationMs: valid.AFLUENTE_LOCK_DURATION_MS,
       dispatchIntervalMs: valid.AFLUENTE_DISPATCH_INTERVAL_MS,

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/mysql';
 import { Job } from '../state/entities/index.ts';
 import { Status } from '../state/status.ts';
+import type { Admission } from '../runs/admission.ts';
 import type { StageQueues } from './queues.ts';
 import { dispatchOf, type EngineResources } from './run-engine.ts';
 
@@ -12,10 +13,16 @@ import { dispatchOf, type EngineResources } from './run-engine.ts';
 export class Dispatcher {
   private readonly res: EngineResources;
   private readonly queues: StageQueues;
+  private readonly admission?: Pick<Admission, 'admit' | 'waitingSources'>;
 
-  constructor(res: EngineResources, queues: StageQueues) {
+  constructor(
+    res: EngineResources,
+    queues: StageQueues,
+    admission?: Pick<Admission, 'admit' | 'waitingSources'>,
+  ) {
     this.res = res;
     this.queues = queues;
+    this.admission = admission;
   }
 
   /** Queues PENDING jobs of live runs not touched for `olderThanMs`; returns how many it queued. */
@@ -35,6 +42,8 @@ export class Dispatcher {
       await this.queues.enqueue(stage, data);
     }
     if (jobs.length > 0) this.res.logger.info({ queued: jobs.length }, 'dispatcher queued pending jobs');
+    // A slot freed while the instance that would have admitted the next run died: admit it now.
+    for (const source of (await this.admission?.waitingSources()) ?? []) await this.admission?.admit(source);
     return jobs.length;
   }
 }

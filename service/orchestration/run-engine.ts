@@ -45,9 +45,20 @@ export async function retryOnConflict<T>(fn: () => Promise<T>, tries = 3): Promi
  */
 export class RunEngine {
   private readonly res: EngineResources;
+  /**
+   * Told when a run of a source reaches a final status, so a run waiting for the source's slot is admitted
+   * (Admission.admit). Set once by the orchestration plugin; the engine does not know the sources' limits.
+   */
+  onSlotFreed?: (source: string) => Promise<unknown>;
 
   constructor(res: EngineResources) {
     this.res = res;
+  }
+
+  private freeSlot(source: string): void {
+    this.onSlotFreed?.(source).catch((error: unknown) => {
+      this.res.logger.warn({ err: error, source }, 'could not admit waiting runs');
+    });
   }
 
   private em(): EntityManager {
@@ -127,6 +138,7 @@ export class RunEngine {
             stageDone();
             const rows = Object.values(run.rows ?? {}).reduce((a, b) => a + b, 0);
             this.res.metrics.runFinished(run.source, 'completed', rows);
+            this.freeSlot(run.source);
           },
         };
       }),
@@ -167,6 +179,7 @@ export class RunEngine {
           this.res.metrics.attemptFailed(stage);
           this.res.metrics.stageFinished(run.source, job.stage, 'failed', job);
           if (runFailed) this.res.metrics.runFinished(run.source, 'failed');
+          if (runFailed) this.freeSlot(run.source);
         };
       }),
     );

@@ -5,12 +5,14 @@ import { redisAuth } from './redis.ts';
 import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
 import { Dispatcher } from '../orchestration/dispatcher.ts';
 import { StageQueues } from '../orchestration/queues.ts';
+import { SourceScheduler } from '../orchestration/source-scheduler.ts';
 import { RunEngine, type EngineResources } from '../orchestration/run-engine.ts';
 import type { EMRClient } from '@aws-sdk/client-emr';
-import { Reconciler } from '../orchestration/reconciler.ts';
+import { Reconciler, STEP_STAGES } from '../orchestration/reconciler.ts';
 import { GaugeSampler } from '../observability/gauge-sampler.ts';
 import type { StageHandlers } from '../orchestration/stage-handler.ts';
 import { StageWorkers } from '../orchestration/stage-workers.ts';
+import { Admission } from '../runs/admission.ts';
 import { RunService } from '../runs/run-service.ts';
 import { InvocationEvents } from '../invocation/events.ts';
 import { eventsConsumer, lambdaInvoker } from '../invocation/adapters.ts';
@@ -33,6 +35,8 @@ declare module 'fastify' {
     stepRunner: StepRunner;
     /** Present when this process plays the scheduler role. */
     reconciler?: Reconciler;
+    /** The sources' schedules (one BullMQ job scheduler each). Present in the api and scheduler roles. */
+    sourceScheduler?: SourceScheduler;
     invocationEvents: InvocationEvents;
   }
 }
@@ -50,7 +54,7 @@ export interface OrchestrationOptions {
 
 /**
  * Services tier: queues, the run engine and the run service; the stage workers when the role includes
- * "worker", and the dispatcher loop when it includes "scheduler".
+ * "worker", and the dispatcher loop, the reconciler and the schedule ticks when it includes "scheduler".
  */
 export default fp<OrchestrationOptions>(
   async (app, opts) => {
@@ -66,7 +70,14 @@ export default fp<OrchestrationOptions>(
     const queues = new StageQueues(connection, config.queue.prefix, catalog);
     const engine = new RunEngine(res);
 
-    const dispatcher = new Dispatcher(res, queues);
+    // Each source's maxActiveRuns: a run past it waits for a slot, which a finishing run frees.
+    const admission = new Admission(res, {
+      engine,
+      queues,
+      limitOf: (source) => app.sources.sources.get(source),
+    });
+    engine.onSlotFreed = (source) => admission.admit(source);
+    const dispatcher = new Dispatcher(res, queues, admission);
     app.decorate('queues', queues);
     app.decorate('engine', engine);
     app.decorate('dispatcher', dispatcher);
@@ -83,11 +94,29 @@ export default fp<OrchestrationOptions>(
       queues,
       sourceNames: () => app.sources.sources.keys(),
       steps: stepRunner,
+      admission,
     });
     app.decorate('runs', runs);
     app.addHook('onClose', async () => stepRunner.close());
 
+    // The api role reads the next fire times; the scheduler role syncs the schedules and processes the ticks.
+    let sourceScheduler: SourceScheduler | undefined;
+    if (config.roles.has('api') || config.roles.has('scheduler')) {
+      sourceScheduler = new SourceScheduler({
+        connection,
+        prefix: config.queue.prefix,
+        logger: app.log,
+        runs,
+        sources: () => app.sources.sources,
+      });
+      app.decorate('sourceScheduler', sourceScheduler);
+    }
+
     if (config.roles.has('worker')) {
+      // A cluster (or this machine) runs only so many Spark steps at once: BullMQ's global concurrency holds
+      // the jobs of the Spark stages past the cap in their queue, however many workers are up.
+      for (const stage of STEP_STAGES)
+        await queues.get(stage).setGlobalConcurrency(config.queue.maxConcurrentSteps);
       const invoker = lambdaInvoker(config, events, app.log, opts.lambdaClient);
       app.addHook('onClose', async () => invoker.close());
       if (config.lambda.invoker === 'aws') {
@@ -154,6 +183,19 @@ export default fp<OrchestrationOptions>(
       app.addHook('preClose', async () => workers.close(config.shutdownGraceMs));
     }
 
+    if (sourceScheduler && config.roles.has('scheduler')) {
+      const scheduler = sourceScheduler;
+      // Every instance syncs at start-up, then takes ticks. A scheduler already as configured is left alone, so
+      // the tick that was pending while the service was down still fires, once.
+      app.addHook('onReady', async () => {
+        await scheduler.sync(app.sources.sources.values()).catch((error: unknown) => {
+          app.log.error({ err: error }, 'could not sync the source schedules');
+        });
+        await scheduler.startWorker();
+      });
+      app.addHook('preClose', async () => scheduler.stopWorker());
+    }
+
     if (config.roles.has('scheduler')) {
       const sweep = (): void => {
         dispatcher.sweep(config.queue.dispatchIntervalMs).catch((error: unknown) => {
@@ -193,6 +235,7 @@ export default fp<OrchestrationOptions>(
     }
 
     app.addHook('onClose', async () => {
+      await sourceScheduler?.close();
       await queues.close();
       await connection.quit().catch(() => connection.disconnect());
     });

@@ -14,6 +14,7 @@ import { Status, Trigger, isTerminal } from '../state/status.ts';
 import { transitionJob, transitionRun } from '../state/transitions.ts';
 import type { StepRunner } from '../steps/step-runner.ts';
 import { STEP_STAGES } from '../orchestration/reconciler.ts';
+import type { Admission } from './admission.ts';
 
 export interface CreateRunInput {
   source: string;
@@ -41,6 +42,7 @@ export class RunService {
   private readonly queues: StageQueues;
   private readonly sourceNames: () => Iterable<string>;
   private readonly steps?: StepRunner;
+  private readonly admission: Admission;
 
   constructor(
     res: EngineResources,
@@ -50,6 +52,8 @@ export class RunService {
       sourceNames: () => Iterable<string>;
       /** Cancels the Spark step of a cancelled run's running job, even when no worker is left to do it. */
       steps?: StepRunner;
+      /** Each source's `maxActiveRuns`: a run past it waits or is refused. */
+      admission: Admission;
     },
   ) {
     this.res = res;
@@ -57,6 +61,7 @@ export class RunService {
     this.queues = deps.queues;
     this.sourceNames = deps.sourceNames;
     this.steps = deps.steps;
+    this.admission = deps.admission;
   }
 
   private em(): EntityManager {
@@ -66,8 +71,13 @@ export class RunService {
   /**
    * Creates a run with its plan and its first job, then queues that job. With an idempotency key, a retry
    * of the same request returns the run the first one created; the same key on a different request is an error.
+   * Past the source's `maxActiveRuns`, the run waits without a job (`queuedBehind` names the active runs) or,
+   * with `onActiveRun: reject`, nothing is created and a 409 names them.
    */
-  async create(input: CreateRunInput, idempotencyKey?: string): Promise<{ run: Run; replayed: boolean }> {
+  async create(
+    input: CreateRunInput,
+    idempotencyKey?: string,
+  ): Promise<{ run: Run; replayed: boolean; queuedBehind?: number[] }> {
     if (![...this.sourceNames()].includes(input.source)) {
       throw new BadRequestError(`unknown source "${input.source}"`);
     }
@@ -79,9 +89,20 @@ export class RunService {
     }
 
     const plan: Stage[] = [...STAGES];
-    let created: { run: Run; job: Job };
+    const limit = this.admission.limit(input.source);
+    let created: { run: Run; job: Job | null; queuedBehind: number[] };
     try {
       created = await this.em().transactional(async (em) => {
+        await this.admission.lock(em, input.source);
+        const active = await this.admission.active(em, input.source);
+        const full = active.length >= limit.maxActiveRuns;
+        if (full && limit.onActiveRun === 'reject') {
+          const names = active.map((r) => `run ${r.id} (${r.status})`).join(', ');
+          throw new ConflictError(
+            `source "${input.source}" already has ${active.length} active run(s), its maxActiveRuns: ${names}; ` +
+              'its onActiveRun is "reject", so no run was created',
+          );
+        }
         const run = em.create(Run, {
           source: input.source,
           trigger: input.trigger ?? Trigger.Manual,
@@ -91,9 +112,10 @@ export class RunService {
           requestHash,
         });
         await em.flush();
-        const job = this.engine.createJob(em, run, plan[0] as Stage);
+        // Past the limit the run waits without a job; Admission.admit gives it one when a slot frees.
+        const job = full ? null : this.engine.createJob(em, run, plan[0] as Stage);
         await em.flush();
-        return { run, job };
+        return { run, job, queuedBehind: full ? active.map((r) => r.id) : [] };
       });
     } catch (error) {
       // Two requests with one key raced; the loser answers with the winner's run.
@@ -104,6 +126,7 @@ export class RunService {
       throw error;
     }
     this.res.metrics.runCreated(created.run.source, created.run.trigger);
+    if (!created.job) return { run: created.run, replayed: false, queuedBehind: created.queuedBehind };
     const { stage, data } = dispatchOf(created.job);
     try {
       await this.queues.enqueue(stage, data);
@@ -115,6 +138,13 @@ export class RunService {
       );
     }
     return { run: created.run, replayed: false };
+  }
+
+  /** For a run still waiting for a slot (PENDING, no job yet): the active runs it waits behind. */
+  async queuedBehind(run: Run, jobs: Job[]): Promise<number[] | undefined> {
+    if (run.status !== Status.Pending || jobs.length > 0) return undefined;
+    const active = await this.admission.active(this.em(), run.source, run.id);
+    return active.map((r) => r.id);
   }
 
   async list(query: ListRunsQuery): Promise<{ items: Run[]; nextCursor: string | null }> {
@@ -179,6 +209,10 @@ export class RunService {
       );
     }
     this.res.metrics.runFinished(run.source, 'cancelled');
+    // A freed slot goes to the source's next waiting run.
+    await this.admission.admit(run.source).catch((error: unknown) => {
+      this.res.logger.warn({ err: error, source: run.source }, 'could not admit waiting runs');
+    });
     for (const job of jobs) {
       await this.queues.removeIfQueued(job.stage, job.queueJobId).catch((error: unknown) => {
         this.res.logger.warn(

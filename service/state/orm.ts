@@ -54,7 +54,12 @@ export function ormOptions(target: MysqlTarget, logger?: Logger): Options {
 /** Connects, creating the database first if it is missing (AFLUENTE_MYSQL_URL names it; the default is "afluente"). */
 export async function openOrm(target: MysqlTarget, logger?: Logger): Promise<MikroORM> {
   const orm = await MikroORM.init(ormOptions(target, logger));
-  await orm.schema.ensureDatabase();
+  // Instances booting at once against an empty server race to create the database; the loser's CREATE fails
+  // with "database exists", and a second look finds the winner's.
+  await orm.schema.ensureDatabase().catch(async (error: unknown) => {
+    if (!/database exists/i.test((error as Error).message)) throw error;
+    await orm.schema.ensureDatabase();
+  });
   return orm;
 }
 

@@ -26,6 +26,11 @@ export interface LocalStepRunnerOptions {
    * @default 10000
    */
   killGraceMs?: number;
+  /**
+   * Keeps this deployment's pid files and logs apart from another's in the same temp folder (the queue prefix).
+   * @default '' (directly under `<tempDir>/afluente-steps/`)
+   */
+  namespace?: string;
 }
 
 interface SparkTools {
@@ -90,7 +95,9 @@ export class LocalStepRunner implements StepRunner {
     this.#spark = options.spark;
     this.#password = options.warehousePassword;
     this.#killGraceMs = options.killGraceMs ?? 10_000;
-    this.#dir = join(options.spark.tempDir, 'afluente-steps');
+    // Per deployment (its queue prefix): two services sharing a temp folder must not take each other's run ids'
+    // pid files for leftovers of their own.
+    this.#dir = join(options.spark.tempDir, 'afluente-steps', options.namespace ?? '');
     this.#scripts = SPARK_JOBS.map((job) => this.#script(job));
   }
 

@@ -15,7 +15,7 @@ export interface OpenStepRunnerOptions {
  * what only one has, such as the emr runner's `terminateCluster`.
  */
 export function openStepRunner(
-  config: Pick<Config, 'steps' | 'warehouse'>,
+  config: Pick<Config, 'steps' | 'warehouse' | 'queue'>,
   lake: Lake,
   logger: Logger,
   options: OpenStepRunnerOptions = {},
@@ -26,6 +26,7 @@ export function openStepRunner(
       lake,
       logger,
       spark: steps.spark,
+      namespace: config.queue.prefix,
       ...(warehouse.password ? { warehousePassword: warehouse.password } : {}),
     });
   }

@@ -1,13 +1,14 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Job, LakeFile, Run } from '../../service/state/entities/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestApp, withMaxActiveRuns, type TestApp } from '../support/app.ts';
 import { OTHER_TOKEN, TOKEN } from '../support/env.ts';
 
-// Only the API role: no worker picks the runs up, so their state stays as the API left it.
+// Only the API role: no worker picks the runs up, so their state stays as the API left it. Runs stay open, so
+// the demo source's maxActiveRuns is raised for them all to be admitted (test/api/admission.test.ts covers it).
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp({ env: { AFLUENTE_ROLES: 'api' } });
+  t = await startTestApp({ env: { AFLUENTE_ROLES: 'api' }, sources: await withMaxActiveRuns(1000) });
 });
 afterAll(async () => t.close());
 

@@ -27,6 +27,8 @@ describe('GET /sources', () => {
       url: 'http://127.0.0.1:8787/orders',
       pagination: 'page',
       cursor: '2026-01-01T00:00:00Z',
+      schedule: null,
+      nextRunAt: null,
       incremental: { cursorField: 'updated_at', param: 'updated_since' },
       tables: ['orders', 'order_items', 'order_tags'],
     });

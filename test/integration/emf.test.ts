@@ -63,11 +63,12 @@ describe('CloudWatch EMF', () => {
   it('samples active runs, the oldest one, and the waiting jobs of each queue', async () => {
     await t.app.runs.create({ source: 'demo' });
     const sampler = new GaugeSampler({ orm: t.app.orm, queues: t.app.queues, metrics: t.app.metrics });
-    // No worker runs in this app, so both runs (this test's and the one above) wait in the ingest queue.
+    // No worker runs in this app: the first run's ingest waits in its queue, and this test's run waits for the
+    // demo source's one slot (maxActiveRuns 1) without a job. Both are active.
     const sample = await sampler.emit();
     expect(sample.runsActive).toBe(2);
     expect(sample.oldestActiveRunAge).toBeGreaterThan(0);
-    expect(sample.queueWaiting).toEqual({ ingest: 2, validate: 0, transform: 0, load: 0 });
+    expect(sample.queueWaiting).toEqual({ ingest: 1, validate: 0, transform: 0, load: 0 });
 
     const [active] = await document(METRIC.runsActive);
     expect(active?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([[]]);
@@ -80,14 +81,14 @@ describe('CloudWatch EMF', () => {
     // One total (what the worker service scales on), then one drill-down per queue without a second total.
     const waiting = await document(METRIC.queueWaiting, 5);
     const totals = waiting.filter((d) => d._aws.CloudWatchMetrics[0]?.Dimensions.length === 1 && !d.Queue);
-    expect(totals.map((d) => d.QueueWaiting)).toEqual([2]);
+    expect(totals.map((d) => d.QueueWaiting)).toEqual([1]);
     const perQueue = Object.fromEntries(
       waiting
         .filter((d) => d.Queue)
         .map((d) => [d.Queue, [d.QueueWaiting, d._aws.CloudWatchMetrics[0]?.Dimensions]]),
     );
     expect(perQueue).toEqual({
-      ingest: [2, [['Queue']]],
+      ingest: [1, [['Queue']]],
       validate: [0, [['Queue']]],
       transform: [0, [['Queue']]],
       load: [0, [['Queue']]],

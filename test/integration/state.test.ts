@@ -137,3 +137,16 @@ describe('state in MySQL', () => {
     expect(loaded.params).toEqual({ window: { from: '2026-01-01T00:00:00.000Z' } });
   });
 });
+
+describe('opening the state database', () => {
+  it('lets several instances create a missing database at once', async () => {
+    const racing = testConfig();
+    try {
+      const orms = await Promise.all(Array.from({ length: 4 }, () => openOrm(racing.mysql.url)));
+      expect(orms).toHaveLength(4);
+      await Promise.all(orms.map((o) => o.close()));
+    } finally {
+      await dropTestState(racing);
+    }
+  });
+});

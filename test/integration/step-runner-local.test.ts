@@ -138,7 +138,7 @@ describe('LocalStepRunner', () => {
     await lake.put(req.specKey, JSON.stringify({ runId: 1, lakeRoot: lake.root, fixture: 'fail' }));
     // A previous attempt's spark-submit, left by a worker that died: the new attempt must not run beside it.
     const leftover = await fakeLeftoverStep();
-    const logDir = join(config.steps.spark.tempDir, 'afluente-steps');
+    const logDir = join(config.steps.spark.tempDir, 'afluente-steps', config.queue.prefix);
     await mkdir(logDir, { recursive: true });
     await writeFile(join(logDir, 'afluente_run=1_job=11_split_tables.pid'), String(leftover));
 
@@ -228,9 +228,9 @@ describe('LocalStepRunner', () => {
       });
       expect(staged).toMatch(/^file:\/\/.*\/steps\/source=demo\/dt=2026-01-31\/run=2\/load_warehouse\.json$/);
       // The temp folder is gone: only the step's log is left.
-      expect(await readdir(join(config.steps.spark.tempDir, 'afluente-steps'))).not.toContainEqual(
-        expect.stringContaining('run=2_job=21_load_warehouse.stage-'),
-      );
+      expect(
+        await readdir(join(config.steps.spark.tempDir, 'afluente-steps', config.queue.prefix)),
+      ).not.toContainEqual(expect.stringContaining('run=2_job=21_load_warehouse.stage-'));
       await runner.close();
     }, 120_000);
   });

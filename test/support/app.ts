@@ -65,3 +65,15 @@ export async function demoSourcesAt(url: string, timeoutMs = 2000): Promise<Load
     sources: new Map([['demo', { ...demo, request: { ...demo.request, url, timeoutMs } }]]),
   };
 }
+
+/**
+ * Sources with another `maxActiveRuns` (default: the shipped ones), for tests that keep several runs of one
+ * source open at once without a worker to finish them.
+ */
+export async function withMaxActiveRuns(maxActiveRuns: number, base?: LoadedSources): Promise<LoadedSources> {
+  const sources = base ?? (await loadSources('config/sources.yaml'));
+  return {
+    ...sources,
+    sources: new Map([...sources.sources].map(([name, s]) => [name, { ...s, maxActiveRuns }])),
+  };
+}

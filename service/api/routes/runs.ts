@@ -26,17 +26,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Trigger a run of a source',
         description:
           'Creates the run, queues its first stage, and answers 202 at once. With an Idempotency-Key header, ' +
-          'a retried request returns the same run (with `Idempotent-Replayed: true`).',
+          'a retried request returns the same run (with `Idempotent-Replayed: true`). When the source already ' +
+          'has `maxActiveRuns` active runs, the run waits behind them (`queuedBehind` names them) or, with ' +
+          '`onActiveRun: reject`, the answer is 409 naming them.',
         body: CreateRunBody,
         headers: CreateRunHeaders,
-        response: { 202: Type.Ref('Run'), 400: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
+        response: { 202: Type.Ref('Run'), 400: ErrorRef, 409: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
       },
     },
     async (request, reply) => {
       const key = request.headers['idempotency-key'];
-      const { run, replayed } = await app.runs.create(request.body, key);
+      const { run, replayed, queuedBehind } = await app.runs.create(request.body, key);
       if (replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).header('location', `/runs/${run.id}`).send(runView(run));
+      return reply
+        .code(202)
+        .header('location', `/runs/${run.id}`)
+        .send({ ...runView(run), ...(queuedBehind ? { queuedBehind } : {}) });
     },
   );
 
@@ -69,7 +74,13 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { run, jobs, files } = await app.runs.get(request.params.id);
-      return { ...runView(run), jobs: jobs.map(jobView), files: files.map(lakeFileView) };
+      const queuedBehind = await app.runs.queuedBehind(run, jobs);
+      return {
+        ...runView(run),
+        ...(queuedBehind ? { queuedBehind } : {}),
+        jobs: jobs.map(jobView),
+        files: files.map(lakeFileView),
+      };
     },
   );
 

@@ -20,6 +20,9 @@ const SourceSchema = Type.Object(
       Type.Object({ cron: Type.String(), timezone: Type.Union([Type.String(), Type.Null()]) }),
       Type.Null(),
     ]),
+    nextRunAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description: 'Next fire time of the schedule; null without one, or when Redis does not answer in time.',
+    }),
     incremental: Type.Union([Type.Object({ cursorField: Type.String(), param: Type.String() }), Type.Null()]),
     cursor: Type.Union([Type.String(), Type.Null()]),
     tables: Type.Array(Type.String()),
@@ -40,9 +43,10 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   async function view(source: LoadedSource) {
     const em = app.orm.em.fork();
-    const [state, lastRuns] = await Promise.all([
+    const [state, lastRuns, nextRunAt] = await Promise.all([
       em.findOne(SourceState, source.name),
       app.runs.recentForSource(source.name, LAST_RUNS),
+      source.schedule && app.sourceScheduler ? app.sourceScheduler.nextRunAt(source.name) : null,
     ]);
     return {
       name: source.name,
@@ -52,6 +56,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       schedule: source.schedule
         ? { cron: source.schedule.cron, timezone: source.schedule.timezone ?? null }
         : null,
+      nextRunAt: nextRunAt?.toISOString() ?? null,
       incremental: source.incremental
         ? { cursorField: source.incremental.cursorField, param: source.incremental.param }
         : null,
@@ -66,7 +71,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['sources'],
-        summary: 'Every configured source, with its schedule, cursor and last runs',
+        summary: 'Every configured source, with its schedule and next run, cursor and last runs',
         response: { 200: Type.Object({ items: Type.Array(Type.Ref('Source')) }), ...AUTH_ERRORS },
       },
     },

@@ -89,6 +89,12 @@ export const RunSchema = Type.Object(
     }),
     error: ErrorInfoSchema,
     cancelledBy: Type.Union([Type.String(), Type.Null()]),
+    queuedBehind: Type.Optional(
+      Type.Array(Type.Integer(), {
+        description:
+          "Only on a run waiting for a slot under its source's maxActiveRuns: the active runs it waits behind.",
+      }),
+    ),
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Timestamp,
     finishedAt: Timestamp,
