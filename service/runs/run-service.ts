@@ -11,7 +11,7 @@ import {
 } from '../orchestration/run-engine.ts';
 import { Job, LakeFile, Run, type RunParams } from '../state/entities/index.ts';
 import { Status, Trigger, isTerminal } from '../state/status.ts';
-import { transitionJob, transitionRun } from '../state/transitions.ts';
+import { reopenRun, transitionJob, transitionRun } from '../state/transitions.ts';
 import type { StepRunner } from '../steps/step-runner.ts';
 import { STEP_STAGES } from '../orchestration/reconciler.ts';
 import type { Admission } from './admission.ts';
@@ -224,6 +224,62 @@ export class RunService {
     return run;
   }
 
+  /**
+   * Resumes a FAILED run from its failed stage, as a new attempt of the same run: the new job reads the inputs
+   * and params the failed one had (the files earlier stages committed to the lake), so nothing upstream runs
+   * again. Jobs of every attempt are kept (`runAttempt`), which is the run's attempt history. A retry takes a
+   * slot under the source's maxActiveRuns like any run, and is refused with 409 when none is free.
+   */
+  async retry(id: number, by: string): Promise<Run> {
+    const source = (await this.em().findOne(Run, id, { fields: ['source'] }))?.source;
+    if (!source) throw new NotFoundError(`run ${id} not found`);
+    const { run, job } = await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        await this.admission.lock(em, source);
+        const run = await em.findOneOrFail(Run, id, { refresh: true });
+        if (run.status !== Status.Failed)
+          throw new ConflictError(`run ${id} is ${run.status}: only a FAILED run can be retried`);
+        const failed = await em.findOne(
+          Job,
+          { run, runAttempt: run.attempt, status: Status.Failed },
+          { orderBy: { id: 'desc' }, populate: ['inputs'] },
+        );
+        if (!failed)
+          throw new ConflictError(`run ${id} has no failed stage in attempt ${run.attempt} to resume`);
+        const active = await this.admission.active(em, source, id);
+        const { maxActiveRuns } = this.admission.limit(source);
+        if (active.length >= maxActiveRuns) {
+          const names = active.map((r) => `run ${r.id} (${r.status})`).join(', ');
+          throw new ConflictError(
+            `source "${source}" already has ${active.length} active run(s), its maxActiveRuns: ${names}; ` +
+              'retry when one has finished',
+          );
+        }
+        reopenRun(run);
+        run.attempt += 1;
+        run.error = null;
+        resetStageCounts(run, failed.stage);
+        const job = this.engine.createJob(em, run, failed.stage);
+        job.params = failed.params;
+        job.inputs.set(failed.inputs.getItems());
+        await em.flush();
+        return { run, job };
+      }),
+    );
+    this.res.logger.info(
+      { runId: id, attempt: run.attempt, stage: job.stage, by },
+      'retrying a failed run from its failed stage',
+    );
+    const { stage, data } = dispatchOf(job);
+    await this.queues.enqueue(stage, data).catch((error: unknown) => {
+      this.res.logger.warn(
+        { err: error, runId: id },
+        'could not queue the retried stage; the dispatcher will',
+      );
+    });
+    return run;
+  }
+
   private async findByKey(key: string, requestHash: string | null): Promise<Run | null> {
     const existing = await this.em().findOne(Run, { idempotencyKey: key });
     if (existing && existing.requestHash !== requestHash) {
@@ -232,6 +288,26 @@ export class RunService {
       );
     }
     return existing;
+  }
+}
+
+/** What the retried stage will count again: its earlier, partial counts must not be added twice. */
+function resetStageCounts(run: Run, stage: Stage): void {
+  switch (stage) {
+    case 'ingest':
+      run.fetched = null;
+      run.nextCursor = null;
+      return;
+    case 'validate':
+      run.valid = null;
+      run.rejected = null;
+      return;
+    case 'transform':
+      run.duplicates = null;
+      return;
+    case 'load':
+      run.rows = null;
+      return;
   }
 }
 

@@ -56,6 +56,19 @@ export function transitionJob(job: Stateful, to: Status, now = new Date()): void
   move('job', JOB_TRANSITIONS, job, to, now);
 }
 
+/**
+ * The one way out of FAILED: an operator's retry reopens the run as PENDING for a new attempt (the caller bumps
+ * `attempt`). It is not in RUN_TRANSITIONS, so no worker, sweep or race can ever reopen a run by accident.
+ */
+export function reopenRun(run: Stateful): void {
+  if (run.status !== Status.Failed)
+    throw new IllegalTransitionError(
+      `run ${run.id ?? '(new)'}: only a FAILED run can be reopened, not ${run.status}`,
+    );
+  run.status = Status.Pending;
+  run.finishedAt = null;
+}
+
 export function canTransitionRun(from: Status, to: Status): boolean {
   return RUN_TRANSITIONS[from].includes(to);
 }

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { Status } from '../../service/state/status.ts';
-import { IllegalTransitionError, transitionJob, transitionRun } from '../../service/state/transitions.ts';
+import {
+  IllegalTransitionError,
+  reopenRun,
+  transitionJob,
+  transitionRun,
+} from '../../service/state/transitions.ts';
 
 const at = new Date('2026-01-01T00:00:00Z');
 
@@ -39,5 +44,15 @@ describe('the run and job state machine', () => {
     expect(() => transitionRun({ id: 3, status: Status.Running }, Status.Pending)).toThrow(
       IllegalTransitionError,
     );
+  });
+
+  it('reopens only a FAILED run, for a retry, and clears its finish time', () => {
+    const run = { id: 5, status: Status.Failed as Status, finishedAt: new Date() as Date | null };
+    reopenRun(run);
+    expect(run).toEqual({ id: 5, status: 'PENDING', finishedAt: null });
+    for (const status of [Status.Completed, Status.Cancelled, Status.Running, Status.Pending])
+      expect(() => reopenRun({ id: 5, status })).toThrow(
+        `run 5: only a FAILED run can be reopened, not ${status}`,
+      );
   });
 });

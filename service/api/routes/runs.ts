@@ -121,6 +121,26 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       return runView(run);
     },
   );
+
+  app.post(
+    '/runs/:id/retry',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'Resume a FAILED run from its failed stage, as a new attempt',
+        description:
+          'Same run id, `attempt` + 1. The failed stage runs again on the files the earlier stages committed; ' +
+          'the jobs of every attempt stay listed under the run. A run that is not FAILED answers 409 with its ' +
+          'status, and so does a source with no free slot under its maxActiveRuns.',
+        params: IdParams,
+        response: { 202: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
+      },
+    },
+    async (request, reply) => {
+      const run = await app.runs.retry(request.params.id, request.principal);
+      return reply.code(202).header('location', `/runs/${run.id}`).send(runView(run));
+    },
+  );
 };
 
 export default routes;
