@@ -190,7 +190,10 @@ export class RunService {
         const open = await em.find(Job, { run, status: { $in: [Status.Pending, Status.Running] } });
         const steps = open
           .filter((j) => j.status === Status.Running && j.externalId && STEP_STAGES.has(j.stage))
-          .map((j) => ({ stepId: j.externalId as string, clusterId: run.clusterId ?? undefined }));
+          .map((j) => ({
+            jobId: j.id,
+            handle: { stepId: j.externalId as string, clusterId: run.clusterId ?? undefined },
+          }));
         transitionRun(run, Status.Cancelled);
         run.cancelledBy = by;
         run.error = { reason: 'cancelled', message: `cancelled by ${by}` };
@@ -200,13 +203,17 @@ export class RunService {
     );
     // The job's worker cancels its step within a heartbeat; this does it too, for a step whose worker is gone.
     // In the background: confirming an EMR step reached CANCELLED can take minutes.
-    for (const handle of steps) {
-      void this.steps?.cancel(handle).then(
-        (status) =>
-          this.res.logger.info({ runId: id, step: handle.stepId, state: status.state }, 'cancelled a step'),
-        (error: unknown) =>
+    for (const { jobId, handle } of steps) {
+      void this.steps
+        ?.cancel(handle)
+        .then(async (status) => {
+          // The job says whether its step really stopped (CANCELLED), or had already ended another way.
+          await this.recordStepCancel(jobId, status.state);
+          this.res.logger.info({ runId: id, step: handle.stepId, state: status.state }, 'cancelled a step');
+        })
+        .catch((error: unknown) =>
           this.res.logger.warn({ err: error, runId: id, step: handle.stepId }, 'could not cancel a step'),
-      );
+        );
     }
     this.res.metrics.runFinished(run.source, 'cancelled');
     // A freed slot goes to the source's next waiting run.
@@ -278,6 +285,15 @@ export class RunService {
       );
     });
     return run;
+  }
+
+  private async recordStepCancel(jobId: number, state: string): Promise<void> {
+    await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const job = await em.findOneOrFail(Job, jobId);
+        job.metrics = { ...job.metrics, stepCancel: { state, at: new Date().toISOString() } };
+      }),
+    );
   }
 
   private async findByKey(key: string, requestHash: string | null): Promise<Run | null> {

@@ -226,6 +226,40 @@ describe('orchestration: a run moves through its stage plan', () => {
   });
 });
 
+describe('cancel while a Lambda is running', () => {
+  for (const stage of ['ingest', 'validate'] as const) {
+    it(`ignores the late result of a ${stage} Lambda that answers after its run was cancelled`, async () => {
+      let started = false;
+      let answer = (): void => undefined;
+      // The stand-in Lambda does not stop when told to: its result arrives after the cancel, as a real
+      // Lambda's can (an invocation cannot be recalled).
+      const late = async () => {
+        started = true;
+        await new Promise<void>((resolve) => (answer = resolve));
+        return stage === 'ingest' ? { counts: { fetched: 10 } } : { counts: { valid: 9, rejected: 1 } };
+      };
+      const t = await start({ handlers: { ...allOk, [stage]: late } });
+      const { run } = await t.app.runs.create({ source: 'demo' });
+      await waitFor(async () => (started ? true : undefined), `the ${stage} handler to start`);
+      await t.app.runs.cancel(run.id, 'tester');
+      answer();
+      const cancelled = await runUntil(t, run.id, ['CANCELLED']);
+      // Once the worker is done with the queue job, the late result has been handled: nothing may have moved.
+      const queueJob = `run-${run.id}.${stage}.1`;
+      await waitFor(async () => {
+        const state = await (await t.app.queues.get(stage).getJob(queueJob))?.getState();
+        return state === 'completed' || state === 'failed' ? state : undefined;
+      }, 'the worker to finish with the late result');
+      const after = await em(t).findOneOrFail(Run, run.id);
+      expect(after).toMatchObject({ status: 'CANCELLED', cancelledBy: 'tester', valid: cancelled.valid });
+      expect(after.fetched).toBe(stage === 'ingest' ? null : 10);
+      const jobs = (await jobsOf(t, run.id)).map((j) => [j.stage, j.status]);
+      expect(jobs.at(-1)).toEqual([stage, 'CANCELLED']);
+      expect(jobs.map(([s]) => s)).not.toContain(stage === 'ingest' ? 'validate' : 'transform');
+    });
+  }
+});
+
 describe('queueing is idempotent and MySQL is the outbox', () => {
   it('creates one queue job however often a stage is enqueued', async () => {
     const t = await start({ env: { AFLUENTE_ROLES: 'api' } });

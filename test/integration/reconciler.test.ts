@@ -109,7 +109,7 @@ describe('the reconciler', () => {
 });
 
 describe('cancelling a run', () => {
-  it('cancels its running Spark step even when no worker is left to do it', async () => {
+  it('cancels its running Spark step even when no worker is left to do it, and records the outcome', async () => {
     const t = await start();
     const step = await standInStep(t);
     try {
@@ -120,6 +120,12 @@ describe('cancelling a run', () => {
       expect(res.status).toBe(200);
       await step.exited;
       expect((await em(t).findOneOrFail(Job, job.id)).status).toBe('CANCELLED');
+      // The job records whether its step reached CANCELLED.
+      const recorded = await waitFor(
+        async () => (await em(t).findOneOrFail(Job, job.id)).metrics?.stepCancel,
+        'the step cancel on the job',
+      );
+      expect(recorded).toEqual({ state: 'CANCELLED', at: expect.any(String) });
     } finally {
       step.kill();
     }
