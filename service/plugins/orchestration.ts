@@ -197,14 +197,20 @@ export default fp<OrchestrationOptions>(
     }
 
     if (config.roles.has('scheduler')) {
-      const sweep = (): void => {
-        dispatcher.sweep(config.queue.dispatchIntervalMs).catch((error: unknown) => {
-          app.log.warn({ err: error }, 'dispatcher sweep failed');
-        });
+      /** Runs `task` every `ms` (and at start-up if asked) until the app closes; a failure is logged, not thrown. */
+      const every = (ms: number, what: string, task: () => Promise<unknown>, atReady = false): void => {
+        const run = (): void => {
+          task().catch((error: unknown) => app.log.warn({ err: error }, `${what} failed`));
+        };
+        if (atReady) app.addHook('onReady', async () => run());
+        const timer = setInterval(run, ms);
+        timer.unref();
+        app.addHook('preClose', async () => clearInterval(timer));
       };
-      const timer = setInterval(sweep, config.queue.dispatchIntervalMs);
-      timer.unref();
-      app.addHook('preClose', async () => clearInterval(timer));
+
+      every(config.queue.dispatchIntervalMs, 'dispatcher sweep', () =>
+        dispatcher.sweep(config.queue.dispatchIntervalMs),
+      );
 
       // At start-up and then periodically: re-attach to running Spark steps, fail jobs whose worker is gone.
       const reconciler = new Reconciler(
@@ -213,24 +219,12 @@ export default fp<OrchestrationOptions>(
         { heartbeatDeadlineMs: config.reconcile.heartbeatDeadlineMs },
       );
       app.decorate('reconciler', reconciler);
-      const reconcile = (): void => {
-        reconciler.sweep().catch((error: unknown) => app.log.warn({ err: error }, 'reconciler sweep failed'));
-      };
-      app.addHook('onReady', async () => reconcile());
-      const reconcileTimer = setInterval(reconcile, config.reconcile.intervalMs);
-      reconcileTimer.unref();
-      app.addHook('preClose', async () => clearInterval(reconcileTimer));
+      every(config.reconcile.intervalMs, 'reconciler sweep', () => reconciler.sweep(), true);
 
       // CloudWatch cannot scrape /metrics: push active runs and queue depth for the alarms and autoscaling.
       if (config.metrics.emf) {
         const sampler = new GaugeSampler({ orm: app.orm, queues, metrics: app.metrics });
-        const sample = (): void => {
-          sampler.emit().catch((error: unknown) => app.log.warn({ err: error }, 'gauge sample failed'));
-        };
-        app.addHook('onReady', async () => sample());
-        const gaugeTimer = setInterval(sample, config.metrics.intervalMs);
-        gaugeTimer.unref();
-        app.addHook('preClose', async () => clearInterval(gaugeTimer));
+        every(config.metrics.intervalMs, 'gauge sample', () => sampler.emit(), true);
       }
     }
 

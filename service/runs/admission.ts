@@ -1,6 +1,7 @@
 import { LockMode, type EntityManager } from '@mikro-orm/mysql';
 import type { ActiveRunPolicy } from '../../contract/source-config.ts';
 import type { Stage } from '../../contract/stages.ts';
+import { ConflictError } from '../errors.ts';
 import type { StageQueues } from '../orchestration/queues.ts';
 import { dispatchOf, type EngineResources, type RunEngine } from '../orchestration/run-engine.ts';
 import { Run, SourceState } from '../state/entities/index.ts';
@@ -63,6 +64,14 @@ export class Admission {
         ...(exceptRun === undefined ? {} : { id: { $ne: exceptRun } }),
       },
       { orderBy: { id: 'asc' } },
+    );
+  }
+
+  /** The 409 for a trigger or a retry that finds no free slot: it names the active runs, and what to do. */
+  full(source: string, active: Run[], advice: string): ConflictError {
+    const names = active.map((r) => `run ${r.id} (${r.status})`).join(', ');
+    return new ConflictError(
+      `source "${source}" already has ${active.length} active run(s), its maxActiveRuns: ${names}; ${advice}`,
     );
   }
 

@@ -96,13 +96,12 @@ export class RunService {
         await this.admission.lock(em, input.source);
         const active = await this.admission.active(em, input.source);
         const full = active.length >= limit.maxActiveRuns;
-        if (full && limit.onActiveRun === 'reject') {
-          const names = active.map((r) => `run ${r.id} (${r.status})`).join(', ');
-          throw new ConflictError(
-            `source "${input.source}" already has ${active.length} active run(s), its maxActiveRuns: ${names}; ` +
-              'its onActiveRun is "reject", so no run was created',
+        if (full && limit.onActiveRun === 'reject')
+          throw this.admission.full(
+            input.source,
+            active,
+            'its onActiveRun is "reject", so no run was created',
           );
-        }
         const run = em.create(Run, {
           source: input.source,
           trigger: input.trigger ?? Trigger.Manual,
@@ -255,13 +254,8 @@ export class RunService {
           throw new ConflictError(`run ${id} has no failed stage in attempt ${run.attempt} to resume`);
         const active = await this.admission.active(em, source, id);
         const { maxActiveRuns } = this.admission.limit(source);
-        if (active.length >= maxActiveRuns) {
-          const names = active.map((r) => `run ${r.id} (${r.status})`).join(', ');
-          throw new ConflictError(
-            `source "${source}" already has ${active.length} active run(s), its maxActiveRuns: ${names}; ` +
-              'retry when one has finished',
-          );
-        }
+        if (active.length >= maxActiveRuns)
+          throw this.admission.full(source, active, 'retry when one has finished');
         reopenRun(run);
         run.attempt += 1;
         run.error = null;

@@ -2,7 +2,15 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanUp, logicalId, resources, synthesize, type Resource, type Synthesized } from './synth.ts';
+import {
+  cleanUp,
+  dataStorePolicies,
+  logicalId,
+  resources,
+  synthesize,
+  type Resource,
+  type Synthesized,
+} from './synth.ts';
 
 const SOURCE_SECRET = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:github-AbCdEf';
 const FLAGS = {
@@ -37,20 +45,10 @@ const environmentOf = (container: Resource) =>
 
 describe('afluente:retainData=false', () => {
   it('deletes the data stores and keys with the stack, and empties the buckets first', () => {
-    const json = s.template.toJSON().Resources as Record<string, { DeletionPolicy?: string }>;
-    for (const construct of [
-      s.stack.lake.bucket,
-      s.stack.logs.bucket,
-      s.stack.artifacts.bucket,
-      s.stack.state.instance,
-      s.stack.lake.key,
-      s.stack.warehouse.key,
-      s.stack.queue.replicationGroup,
-      s.stack.warehouse.namespace,
-    ]) {
-      const id = logicalId(s.stack, construct);
-      expect({ id, policy: json[id]?.DeletionPolicy }).toEqual({ id, policy: 'Delete' });
-    }
+    const policies = dataStorePolicies(s);
+    expect(Object.keys(policies)).toHaveLength(8);
+    for (const [id, policy] of Object.entries(policies))
+      expect({ id, policy }).toEqual({ id, policy: 'Delete' });
     s.template.resourceCountIs('Custom::S3AutoDeleteObjects', 3);
     s.template.hasResourceProperties('AWS::RDS::DBInstance', { DeletionProtection: false });
   });

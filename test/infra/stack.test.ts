@@ -5,7 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC } from '../../contract/metrics.ts';
 import { STAGES } from '../../contract/stages.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
-import { cleanUp, logicalId, resources, synthesize, type Resource, type Synthesized } from './synth.ts';
+import {
+  cleanUp,
+  dataStorePolicies,
+  logicalId,
+  resources,
+  synthesize,
+  type Resource,
+  type Synthesized,
+} from './synth.ts';
 
 let s: Synthesized;
 beforeAll(() => {
@@ -619,21 +627,11 @@ describe('monitoring', () => {
 describe('data retention (default: keep)', () => {
   it('retains the buckets, the database, the queue store, the warehouse and the keys', () => {
     const json = s.template.toJSON().Resources as Record<string, { DeletionPolicy?: string }>;
-    const retained = [
-      s.stack.lake.bucket,
-      s.stack.logs.bucket,
-      s.stack.artifacts.bucket,
-      s.stack.state.instance,
-      s.stack.lake.key,
-      s.stack.warehouse.key,
-      s.stack.network.node.findChild('FlowLogs'),
-    ].map((c) => logicalId(s.stack, c));
-    retained.push(
-      logicalId(s.stack, s.stack.queue.replicationGroup),
-      logicalId(s.stack, s.stack.warehouse.namespace),
-    );
-    for (const id of retained)
-      expect({ id, policy: json[id]?.DeletionPolicy }).toEqual({ id, policy: 'Retain' });
+    const flowLogs = logicalId(s.stack, s.stack.network.node.findChild('FlowLogs'));
+    const policies = { ...dataStorePolicies(s), [flowLogs]: json[flowLogs]?.DeletionPolicy };
+    expect(Object.keys(policies)).toHaveLength(9);
+    for (const [id, policy] of Object.entries(policies))
+      expect({ id, policy }).toEqual({ id, policy: 'Retain' });
     s.template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
   });
 });

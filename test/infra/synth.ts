@@ -71,3 +71,22 @@ export function logicalId(stack: Stack, construct: IConstruct | undefined): stri
 export function resources(template: Template, type: string): Record<string, Resource> {
   return template.findResources(type);
 }
+
+/** The data stores and keys `afluente:retainData` governs, by logical id, with their DeletionPolicy. */
+export function dataStorePolicies(s: Synthesized): Record<string, string | undefined> {
+  const json = s.template.toJSON().Resources as Record<string, { DeletionPolicy?: string }>;
+  const { stack } = s;
+  const stores = [
+    stack.lake.bucket,
+    stack.logs.bucket,
+    stack.artifacts.bucket,
+    stack.state.instance,
+    stack.lake.key,
+    stack.warehouse.key,
+    stack.queue.replicationGroup,
+    stack.warehouse.namespace,
+  ];
+  return Object.fromEntries(
+    stores.map((c) => logicalId(stack, c)).map((id) => [id, json[id]?.DeletionPolicy]),
+  );
+}
