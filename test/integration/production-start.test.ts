@@ -204,15 +204,22 @@ describe('the production start path', () => {
     // Like the image: the files belong to root and the service runs as another user, so it may read its
     // folder but not write to it. (Only when this test runs as root; otherwise it runs as the owner.)
     const asRoot = process.getuid?.() === 0;
+    // process.execPath is Node 24, the image's runtime; the image has no other node.
+    let node = process.execPath;
     if (asRoot) {
       await chmod(dir, 0o755);
       expect((await stat(join(dir, 'service', 'main.ts'))).mode & 0o022).toBe(0);
+      // The checkout's node_modules may sit in a folder the other user cannot enter (a mktemp clone is 0700);
+      // in the image node is a root-owned binary anyone may run, so it gets one like that here.
+      node = join(dir, '.node', 'node');
+      await cp(process.execPath, node);
+      await chmod(join(dir, '.node'), 0o755);
+      await chmod(node, 0o755);
     }
 
     const port = await freePort();
     let output = '';
-    // process.execPath is Node 24, the image's runtime; the image has no other node.
-    const child = spawn(process.execPath, command.slice(1), {
+    const child = spawn(node, command.slice(1), {
       cwd: dir,
       env: {
         PATH: process.env.PATH ?? '',
