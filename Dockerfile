@@ -18,8 +18,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# app: what both images run: production node_modules and the service's sources. Files stay owned by root, so
-# the `node` user the images run as can read the code but not change it.
+# app: what both images run: production node_modules, the service's sources and its command line. Files stay
+# owned by root, so the `node` user the images run as can read the code but not change it.
 FROM node:24-bookworm-slim AS app
 ENV NODE_ENV=production \
     AFLUENTE_HOST=0.0.0.0 \
@@ -33,6 +33,11 @@ COPY service ./service
 # The local Lambda invoker runs the handlers from here (docker compose); on AWS they run as Lambdas.
 COPY lambdas ./lambdas
 COPY config ./config
+# The `afluente` command line (package.json "bin"), on PATH for `docker exec -e AFLUENTE_TOKEN=… <container>
+# afluente runs`: it talks to the API on 127.0.0.1:8080. A root-owned link, not npx: npx chmods a project's own
+# bin, which only the file's owner may do, and the code stays root's.
+COPY cli ./cli
+RUN ln -s /app/cli/afluente.mjs /usr/local/bin/afluente
 
 # local: the image docker compose runs (`target: local`). The service runs the transform and load stages itself
 # here (AFLUENTE_STEP_RUNNER=local): spark-submit from a venv holding only pyspark, a Java 17 runtime, and

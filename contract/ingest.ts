@@ -53,8 +53,10 @@ export interface IngestRequest {
   /** The run's partition date, yyyy-mm-dd. */
   dt: string;
   lakeRoot: string;
-  /** The source's stored incremental cursor, or the run's override. */
+  /** The source's stored incremental cursor, or the run's override; null on a run with a window. */
   cursor: string | null;
+  /** The run's time window, sent through the source's `window` params instead of the cursor. */
+  window?: { from?: string; to?: string } | null;
   continuation: IngestContinuation | null;
   limits: IngestLimits;
 }

@@ -239,6 +239,42 @@ export const IncrementalSchema = Type.Object(
 );
 export type Incremental = Static<typeof IncrementalSchema>;
 
+/**
+ * How a run's time window (`params.from`/`params.to`, and each window of a backfill) reaches the API: the
+ * window's bounds go out as these query parameters, as ISO-8601 UTC date-times. A run with a window does not
+ * send the incremental cursor and does not move it.
+ */
+export const WindowSchema = Type.Object(
+  {
+    /** Query parameter that takes the window's start (inclusive). */
+    fromParam: NonEmptyString,
+    /** Query parameter that takes the window's end (exclusive); absent means the API takes only a start. */
+    toParam: Type.Optional(NonEmptyString),
+  },
+  { additionalProperties: false },
+);
+export type WindowSpec = Static<typeof WindowSchema>;
+
+/**
+ * How long each stage may take, in seconds, from the moment a worker first started it (across that stage's
+ * attempts) until it must have finished. A stage past its deadline is failed, and any EMR step it started is
+ * cancelled.
+ */
+export const DeadlinesSchema = Type.Object(
+  {
+    /** @default 7200 */
+    ingest: Type.Integer({ minimum: 1, default: 7200 }),
+    /** @default 7200 */
+    validate: Type.Integer({ minimum: 1, default: 7200 }),
+    /** @default 21600 */
+    transform: Type.Integer({ minimum: 1, default: 21_600 }),
+    /** @default 21600 */
+    load: Type.Integer({ minimum: 1, default: 21_600 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type Deadlines = Static<typeof DeadlinesSchema>;
+
 export const ScheduleSchema = Type.Object(
   {
     cron: NonEmptyString,
@@ -318,6 +354,8 @@ export const SourceConfigSchema = Type.Object(
     records: Type.Optional(FieldPathSchema),
     pagination: PaginationSchema,
     incremental: Type.Optional(IncrementalSchema),
+    /** Absent means the API cannot be asked for a time window, so runs with a window and backfills are refused. */
+    window: Type.Optional(WindowSchema),
     /** Absent means the source runs only when triggered. */
     schedule: Type.Optional(ScheduleSchema),
     /** @default 1 */
@@ -334,6 +372,8 @@ export const SourceConfigSchema = Type.Object(
     quality: QualitySchema,
     /** What the validate stage changes before it checks a record against the schema. */
     transforms: TransformsSchema,
+    /** Seconds each stage may take from its first start. @default { ingest: 7200, validate: 7200, transform: 21600, load: 21600 } */
+    deadlineSeconds: DeadlinesSchema,
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { requireBearerAuth } from './api/auth.ts';
 import { registerDocs } from './api/docs.ts';
 import { formatSchemaErrors, registerErrorHandling } from './api/errors.ts';
+import backfillRoutes from './api/routes/backfills.ts';
+import { BackfillSchema } from './api/schemas/backfills.ts';
 import healthRoutes from './api/routes/health.ts';
 import metricsRoutes from './api/routes/metrics.ts';
 import runRoutes from './api/routes/runs.ts';
@@ -69,9 +71,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     handlers: options.handlers,
     catalog: options.catalog,
     lambdaClient: options.lambdaClient,
+    emrClient: options.emrClient,
   });
   // Routes.
-  for (const schema of [ErrorSchema, RunSchema, JobSchema, LakeFileSchema]) app.addSchema(schema);
+  for (const schema of [ErrorSchema, RunSchema, JobSchema, LakeFileSchema, BackfillSchema])
+    app.addSchema(schema);
   await registerSecurity(app);
   await registerDocs(app);
   await app.register(healthRoutes);
@@ -81,6 +85,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await requireBearerAuth(scope, config.auth.tokens);
       await scope.register(runRoutes);
       await scope.register(sourceRoutes);
+      await scope.register(backfillRoutes);
       await scope.register(metricsRoutes);
     });
   } else {

@@ -91,15 +91,13 @@ function intParam(q: URLSearchParams, name: string, min: number, max: number, fa
   return n;
 }
 
-function sinceParam(q: URLSearchParams): number | undefined {
-  const raw = q.get('updated_since');
+/** `updated_since` (inclusive) or `updated_before` (exclusive), in epoch ms. */
+function instantParam(q: URLSearchParams, name: 'updated_since' | 'updated_before'): number | undefined {
+  const raw = q.get(name);
   if (raw === null) return undefined;
   const ms = DATE_TIME.test(raw) ? Date.parse(raw) : NaN;
   if (Number.isNaN(ms))
-    throw new BadRequest(
-      'updated_since',
-      `must be an ISO 8601 date-time such as 2026-01-01T00:00:00Z (got "${raw}")`,
-    );
+    throw new BadRequest(name, `must be an ISO 8601 date-time such as 2026-01-01T00:00:00Z (got "${raw}")`);
   return ms;
 }
 
@@ -230,12 +228,16 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
     const q = url.searchParams;
     const spec = faults.spec;
     let page: number; // the page number faults are keyed by: what the client asked for
-    let offset: number; // position of the first record served, within the updated_since-filtered list
+    let offset: number; // position of the first record served, within the window-filtered list
     let size: number;
-    let start: number;
+    let start: number; // the window [start, end) of record indexes that updated_since/updated_before leave
+    let end: number;
     try {
-      const since = sinceParam(q);
+      const since = instantParam(q, 'updated_since');
+      const before = instantParam(q, 'updated_before');
       start = since === undefined ? 0 : firstIndexSince(since, records, baseMs);
+      // The records before `updated_before` are a prefix in index order, as those since `updated_since` are a suffix.
+      end = before === undefined ? records : Math.max(start, firstIndexSince(before, records, baseMs));
       if (kind === 'page' || kind === 'link') {
         page = intParam(q, 'page', 1, MAX_POSITION, 1);
         size = intParam(q, 'per_page', 1, maxPageSize, pageSize);
@@ -282,17 +284,17 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
       return;
     }
 
-    const from = Math.min(records, start + offset);
-    const to = Math.min(records, from + size);
+    const from = Math.min(end, start + offset);
+    const to = Math.min(end, from + size);
     const headers: OutgoingHttpHeaders = { 'content-type': JSON_TYPE };
     let rest: Record<string, unknown> = {};
     if (kind === 'page') rest = { page: offset / size + 1 };
     else if (kind === 'offset') rest = { offset, limit: size };
     else if (kind === 'cursor') {
-      let next: string | null = to < records ? encodeCursor(offset + size) : null;
+      let next: string | null = to < end ? encodeCursor(offset + size) : null;
       if (spec.repeatCursor?.atPage === page) next = encodeCursor(Math.max(0, offset - size));
       rest = { next_cursor: next };
-    } else if (to < records || (spec.repeatPage && page >= spec.repeatPage.atPage)) {
+    } else if (to < end || (spec.repeatPage && page >= spec.repeatPage.atPage)) {
       // An API that ignores `page` keeps offering a next page; otherwise the last page has no next link.
       headers.link = `<${nextLink(req, url, port, page + 1, size)}>; rel="next"`;
     }

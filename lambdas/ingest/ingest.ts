@@ -57,7 +57,13 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
   const base = (): URL => {
     const url = new URL(config.request.url);
     for (const [k, v] of Object.entries(config.request.query ?? {})) url.searchParams.set(k, String(v));
-    if (config.incremental && request.cursor !== null)
+    if (request.window) {
+      // A window is a fixed slice of history: its bounds replace the cursor.
+      if (!config.window) throw new Error(`source "${source}" has no window params to send a window with`);
+      const { from, to } = request.window;
+      if (from !== undefined) url.searchParams.set(config.window.fromParam, from);
+      if (to !== undefined && config.window.toParam) url.searchParams.set(config.window.toParam, to);
+    } else if (config.incremental && request.cursor !== null)
       url.searchParams.set(config.incremental.param, request.cursor);
     for (const [k, v] of Object.entries(auth.query)) url.searchParams.set(k, v);
     return url;

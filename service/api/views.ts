@@ -1,4 +1,7 @@
+import type { Deadlines } from '../../contract/source-config.ts';
+import { backfillStatus, type BackfillDetail } from '../runs/backfills.ts';
 import type { Job, LakeFile, Run } from '../state/entities/index.ts';
+import { Status } from '../state/status.ts';
 
 // Entities map to API views here, and only here: the response schemas then drop anything not declared.
 
@@ -22,6 +25,8 @@ export function runView(run: Run) {
     },
     error: run.error ?? null,
     cancelledBy: run.cancelledBy ?? null,
+    replayOf: run.replayOf?.id ?? null,
+    backfill: run.backfill?.id ?? null,
     createdAt: run.createdAt.toISOString(),
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),
@@ -29,7 +34,9 @@ export function runView(run: Run) {
   };
 }
 
-export function jobView(job: Job) {
+export function jobView(job: Job, deadlines?: Deadlines) {
+  const open = job.status === Status.Pending || job.status === Status.Running;
+  const seconds = deadlines?.[job.stage];
   return {
     id: job.id,
     stage: job.stage,
@@ -45,6 +52,10 @@ export function jobView(job: Job) {
     createdAt: job.createdAt.toISOString(),
     startedAt: iso(job.startedAt),
     finishedAt: iso(job.finishedAt),
+    deadlineAt:
+      open && job.startedAt && seconds !== undefined
+        ? new Date(job.startedAt.getTime() + seconds * 1000).toISOString()
+        : null,
   };
 }
 
@@ -57,5 +68,43 @@ export function lakeFileView(file: LakeFile) {
     bytes: file.bytes,
     sha256: file.sha256 ?? null,
     producedBy: { jobId: file.producedBy.id, stage: file.producedBy.stage },
+  };
+}
+
+export function backfillView({ backfill, runs }: BackfillDetail) {
+  const count = (status: Status): number => runs.filter((r) => r.status === status).length;
+  const sum = (field: 'fetched' | 'valid' | 'rejected'): number =>
+    runs.reduce((total, r) => total + (r[field] ?? 0), 0);
+  const rows: Record<string, number> = {};
+  for (const run of runs)
+    for (const [table, n] of Object.entries(run.rows ?? {})) rows[table] = (rows[table] ?? 0) + n;
+  const status = backfillStatus(runs);
+  const finished = runs.map((r) => r.finishedAt?.getTime() ?? 0);
+  return {
+    id: backfill.id,
+    source: backfill.source,
+    from: backfill.windowFrom.toISOString(),
+    to: backfill.windowTo.toISOString(),
+    step: backfill.step,
+    status,
+    progress: {
+      total: runs.length,
+      pending: count(Status.Pending),
+      running: count(Status.Running),
+      completed: count(Status.Completed),
+      failed: count(Status.Failed),
+      cancelled: count(Status.Cancelled),
+    },
+    counts: { fetched: sum('fetched'), valid: sum('valid'), rejected: sum('rejected'), rows },
+    runs: runs.map((r) => ({
+      id: r.id,
+      status: r.status,
+      stage: r.stage ?? null,
+      window: { from: r.params?.window?.from ?? '', to: r.params?.window?.to ?? '' },
+    })),
+    createdBy: backfill.createdBy,
+    createdAt: backfill.createdAt.toISOString(),
+    finishedAt: status === Status.Running ? null : new Date(Math.max(0, ...finished)).toISOString(),
+    links: { self: `/backfills/${backfill.id}` },
   };
 }

@@ -220,6 +220,18 @@ const EnvSchema = Type.Object({
     minimum: 1000,
     description: 'milliseconds without a heartbeat after which a running job is failed, at least 1000',
   }),
+  AFLUENTE_ORPHAN_SWEEP_INTERVAL_MS: Type.Integer({
+    default: 300_000,
+    minimum: 100,
+    description:
+      'milliseconds between orphan sweeps (Spark steps and EMR clusters no active run owns), at least 100',
+  }),
+  AFLUENTE_ORPHAN_GRACE_MS: Type.Integer({
+    default: 120_000,
+    minimum: 0,
+    description:
+      'milliseconds an orphaned step or cluster (and a job or run that just ended) is left alone before the sweep stops it, at least 0',
+  }),
   AFLUENTE_SHUTDOWN_GRACE_MS: Type.Integer({
     default: 25000,
     minimum: 0,
@@ -405,6 +417,8 @@ export interface Config {
   };
   /** The reconciler (scheduler role): how often it sweeps, and when a silent job counts as orphaned. */
   reconcile: { intervalMs: number; heartbeatDeadlineMs: number };
+  /** The orphan sweep (scheduler role): how often it runs, and how old an orphan must be before it is stopped. */
+  orphanSweep: { intervalMs: number; graceMs: number };
   shutdownGraceMs: number;
   migrateOnStart: boolean;
   /** `intervalMs`: how often the scheduler pushes its gauge samples (active runs, queue depth) as EMF. */
@@ -628,6 +642,10 @@ export function loadConfig(
     reconcile: {
       intervalMs: valid.AFLUENTE_RECONCILE_INTERVAL_MS,
       heartbeatDeadlineMs: valid.AFLUENTE_HEARTBEAT_DEADLINE_MS,
+    },
+    orphanSweep: {
+      intervalMs: valid.AFLUENTE_ORPHAN_SWEEP_INTERVAL_MS,
+      graceMs: valid.AFLUENTE_ORPHAN_GRACE_MS,
     },
     shutdownGraceMs: valid.AFLUENTE_SHUTDOWN_GRACE_MS,
     migrateOnStart: valid.AFLUENTE_MIGRATE_ON_START,

@@ -41,6 +41,7 @@ export class Metrics {
   private readonly runsCreated: Counter<'source' | 'trigger'>;
   private readonly runsFinished: Counter<'source' | 'status'>;
   private readonly stageDuration: Histogram<'source' | 'stage' | 'status'>;
+  private readonly orphansStopped: Counter<'kind'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
 
   constructor(options: MetricsOptions, logger: Logger) {
@@ -64,6 +65,12 @@ export class Metrics {
       help: 'Wall time of a stage job from start to its final status.',
       labelNames: ['source', 'stage', 'status'],
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200],
+      registers,
+    });
+    this.orphansStopped = new Counter({
+      name: 'afluente_orphans_stopped_total',
+      help: 'Spark steps cancelled and EMR clusters terminated by the orphan sweep: no active run owned them.',
+      labelNames: ['kind'],
       registers,
     });
     this.httpDuration = new Histogram({
@@ -115,6 +122,11 @@ export class Metrics {
   /** An attempt of a stage failed, final or not; for a Spark stage that is a failed step. */
   attemptFailed(stage: Stage): void {
     if (STEP_STAGES.has(stage)) this.emf(METRIC.stepsFailed, 1, 'Count', stage);
+  }
+
+  /** The orphan sweep cancelled a step or terminated a cluster (Prometheus only). */
+  orphanStopped(kind: 'step' | 'cluster'): void {
+    this.orphansStopped.inc({ kind });
   }
 
   /** CloudWatch has no scrape, so the scheduler pushes these samples as EMF. */

@@ -22,6 +22,19 @@ export interface Dispatch {
   data: StageJobData;
 }
 
+/** A job {@link RunEngine.expire} failed, with what the caller still has to clean up. */
+export interface ExpiredJob {
+  stage: Stage;
+  /** What the job was before it failed: RUNNING (a worker holds it) or PENDING (waiting for a retry). */
+  was: Status;
+  /** Its BullMQ job, which a PENDING job still has in its queue. */
+  queueJobId: string;
+  /** The Lambda request id or the Spark step id it last recorded. */
+  externalId: string | null;
+  /** The run's EMR cluster, if any. */
+  clusterId: string | null;
+}
+
 export type StartDecision =
   { action: 'run'; run: Run; job: Job } | { action: 'skip'; why: string; dispatch?: Dispatch };
 
@@ -163,27 +176,76 @@ export class RunEngine {
           transitionJob(job, Status.Pending);
           return () => this.res.metrics.attemptFailed(stage);
         }
-        const run = job.run;
-        transitionJob(job, Status.Failed);
         if (partial) {
           job.metrics = { ...job.metrics, ...partial.metrics, ...partial.counts };
-          addCounts(run, partial);
-          await recordFiles(em, run, job, partial.files ?? []);
+          addCounts(job.run, partial);
+          await recordFiles(em, job.run, job, partial.files ?? []);
         }
-        const runFailed = !isTerminal(run.status);
-        if (runFailed) {
-          transitionRun(run, Status.Failed);
-          run.error = error;
-        }
-        return () => {
-          this.res.metrics.attemptFailed(stage);
-          this.res.metrics.stageFinished(run.source, job.stage, 'failed', job);
-          if (runFailed) this.res.metrics.runFinished(run.source, 'failed');
-          if (runFailed) this.freeSlot(run.source);
-        };
+        return this.failForGood(job, error, true);
       }),
     );
     record();
+  }
+
+  /**
+   * Fails an open job for good, whatever attempts it has left, and its run with it: a stage past its deadline.
+   * Unlike {@link fail}, it also takes a job that is PENDING between two attempts. A worker still running the job
+   * stops at its next heartbeat, which reports the run FAILED, and records nothing more. Returns where the job's
+   * queue entry and external work are, for the caller to remove and cancel, or undefined when the job or its run
+   * had already finished. The error gets the job's stage and the attempt it was on.
+   */
+  async expire(jobId: number, why: Pick<ErrorInfo, 'reason' | 'message'>): Promise<ExpiredJob | undefined> {
+    const { expired, record } = await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const job = await em.findOneOrFail(Job, jobId, { populate: ['run'] });
+        const open = job.status === Status.Running || job.status === Status.Pending;
+        if (!open || isTerminal(job.run.status)) return { expired: undefined, record: () => undefined };
+        const expired: ExpiredJob = {
+          stage: job.stage,
+          was: job.status,
+          queueJobId: job.queueJobId,
+          externalId: job.externalId ?? null,
+          clusterId: job.run.clusterId ?? null,
+        };
+        const error: ErrorInfo = { ...why, stage: job.stage, attempt: job.attempt };
+        // A PENDING job's last attempt was counted when it failed; a RUNNING one's is cut off now.
+        return { expired, record: this.failForGood(job, error, job.status === Status.Running) };
+      }),
+    );
+    // Metrics count what committed, once, even if an optimistic-lock retry ran the transaction twice.
+    record();
+    return expired;
+  }
+
+  /** FAILED for the job, and for its run unless already final; returns the metrics to record after commit. */
+  private failForGood(job: Job, error: ErrorInfo, attemptFailed: boolean): () => void {
+    const run = job.run;
+    transitionJob(job, Status.Failed);
+    job.error = error;
+    const runFailed = !isTerminal(run.status);
+    if (runFailed) {
+      transitionRun(run, Status.Failed);
+      run.error = error;
+    }
+    return () => {
+      if (attemptFailed) this.res.metrics.attemptFailed(job.stage);
+      this.res.metrics.stageFinished(run.source, job.stage, 'failed', job);
+      if (runFailed) this.res.metrics.runFinished(run.source, 'failed');
+      if (runFailed) this.freeSlot(run.source);
+    };
+  }
+
+  /**
+   * Records on a job what cancelling its Spark step came to: CANCELLED when the step really stopped, or the
+   * state it had already ended in. The job's status is not touched (it is CANCELLED or FAILED already).
+   */
+  async recordStepCancel(jobId: number, state: string): Promise<void> {
+    await retryOnConflict(() =>
+      this.em().transactional(async (em) => {
+        const job = await em.findOneOrFail(Job, jobId);
+        job.metrics = { ...job.metrics, stepCancel: { state, at: new Date().toISOString() } };
+      }),
+    );
   }
 
   /** Hands a job back (worker shutdown): it is PENDING again and the attempt does not count. */
@@ -207,6 +269,12 @@ export class RunEngine {
     await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { heartbeatAt: new Date() });
     const run = await em.findOne(Run, runId, { fields: ['status'] });
     return run?.status;
+  }
+
+  /** The run's final status, or undefined while it has not ended. */
+  async runEnded(runId: number): Promise<Status | undefined> {
+    const run = await this.em().findOne(Run, runId, { fields: ['status'] });
+    return run && isTerminal(run.status) ? run.status : undefined;
   }
 
   /**

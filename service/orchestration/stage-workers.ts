@@ -8,6 +8,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { STAGES, type Stage } from '../../contract/stages.ts';
 import type { ErrorInfo } from '../state/entities/index.ts';
+import { Status, isTerminal } from '../state/status.ts';
 import type { StageJobData, StagePayloads } from './catalog.ts';
 import type { StageQueues } from './queues.ts';
 import type { RunEngine, EngineResources } from './run-engine.ts';
@@ -142,9 +143,17 @@ export class StageWorkers {
       stop(signal?.reason === SHUTDOWN ? { kind: 'shutdown' } : { kind: 'cancelled' });
     signal?.addEventListener('abort', onWorkerAbort, { once: true });
     const timer = setTimeout(() => stop({ kind: 'timeout', afterMs: timeoutMs }), timeoutMs);
+    // A run that ended while its stage runs was ended from outside: cancelled by an operator, or failed by the
+    // reconciler (a stage past its deadline, a lapsed heartbeat). Either way the stage stops as for a cancel,
+    // which also cancels its Spark step, and the worker records nothing: the run's end is already recorded.
+    let runEnded: Status | undefined;
     const beat = setInterval(() => {
       this.engine.heartbeat(jobId, runId).then(
-        (status) => status === 'CANCELLED' && stop({ kind: 'cancelled' }),
+        (status) => {
+          if (!status || !isTerminal(status)) return;
+          runEnded ??= status;
+          stop({ kind: 'cancelled' });
+        },
         (error: unknown) => logger.warn({ err: error }, 'heartbeat failed'),
       );
     }, this.options.heartbeatMs);
@@ -176,8 +185,11 @@ export class StageWorkers {
         logger.info('released the job to its queue on shutdown');
         throw new WaitingError();
       }
-      if (stopped?.kind === 'cancelled') {
-        logger.info('stage stopped: its run was cancelled');
+      // The run may have ended before a heartbeat said so: a cancel stops the Spark step directly, and the
+      // step's end (CANCELLED, "cancelled outside afluente") can reach the handler first. That is no failure.
+      if (!stopped) runEnded ??= await this.engine.runEnded(runId).catch(() => undefined);
+      if (stopped?.kind === 'cancelled' || (!stopped && runEnded)) {
+        logger.info({ run: runEnded ?? Status.Cancelled }, 'stage stopped: its run ended');
         return { cancelled: true };
       }
       const info = errorInfo(error, stage, attempt, stopped);

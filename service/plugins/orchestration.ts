@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { redisAuth } from './redis.ts';
 import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
 import { Dispatcher } from '../orchestration/dispatcher.ts';
+import { OrphanSweep } from '../orchestration/orphan-sweep.ts';
 import { StageQueues } from '../orchestration/queues.ts';
 import { SourceScheduler } from '../orchestration/source-scheduler.ts';
 import { RunEngine, type EngineResources } from '../orchestration/run-engine.ts';
@@ -13,6 +14,7 @@ import { GaugeSampler } from '../observability/gauge-sampler.ts';
 import type { StageHandlers } from '../orchestration/stage-handler.ts';
 import { StageWorkers } from '../orchestration/stage-workers.ts';
 import { Admission } from '../runs/admission.ts';
+import { BackfillService } from '../runs/backfills.ts';
 import { RunService } from '../runs/run-service.ts';
 import { InvocationEvents } from '../invocation/events.ts';
 import { eventsConsumer, lambdaInvoker } from '../invocation/adapters.ts';
@@ -28,6 +30,7 @@ declare module 'fastify' {
     queues: StageQueues;
     engine: RunEngine;
     runs: RunService;
+    backfills: BackfillService;
     dispatcher: Dispatcher;
     /** Present when this process plays the worker role. */
     workers?: StageWorkers;
@@ -92,11 +95,21 @@ export default fp<OrchestrationOptions>(
     const runs = new RunService(res, {
       engine,
       queues,
-      sourceNames: () => app.sources.sources.keys(),
+      sources: () => app.sources.sources,
       steps: stepRunner,
       admission,
     });
     app.decorate('runs', runs);
+    app.decorate(
+      'backfills',
+      new BackfillService({
+        orm: app.orm,
+        logger: app.log,
+        sources: () => app.sources.sources,
+        admission,
+        runs,
+      }),
+    );
     app.addHook('onClose', async () => stepRunner.close());
 
     // The api role reads the next fire times; the scheduler role syncs the schedules and processes the ticks.
@@ -212,14 +225,22 @@ export default fp<OrchestrationOptions>(
         dispatcher.sweep(config.queue.dispatchIntervalMs),
       );
 
-      // At start-up and then periodically: re-attach to running Spark steps, fail jobs whose worker is gone.
+      // At start-up and then periodically: re-attach to running Spark steps, fail jobs whose worker is gone,
+      // and fail the stages past their source's deadlines.
       const reconciler = new Reconciler(
         res,
-        { engine, runner: stepRunner },
-        { heartbeatDeadlineMs: config.reconcile.heartbeatDeadlineMs },
+        { engine, runner: stepRunner, queues },
+        {
+          heartbeatDeadlineMs: config.reconcile.heartbeatDeadlineMs,
+          deadlinesOf: (source) => app.sources.sources.get(source)?.deadlineSeconds,
+        },
       );
       app.decorate('reconciler', reconciler);
       every(config.reconcile.intervalMs, 'reconciler sweep', () => reconciler.sweep(), true);
+
+      // Periodically: cancel Spark steps and terminate transient EMR clusters that no active run owns.
+      const orphans = new OrphanSweep(res, stepRunner, { graceMs: config.orphanSweep.graceMs });
+      every(config.orphanSweep.intervalMs, 'orphan sweep', () => orphans.sweep());
 
       // CloudWatch cannot scrape /metrics: push active runs and queue depth for the alarms and autoscaling.
       if (config.metrics.emf) {

@@ -1,10 +1,10 @@
 import { LockMode, type EntityManager } from '@mikro-orm/mysql';
 import type { ActiveRunPolicy } from '../../contract/source-config.ts';
-import type { Stage } from '../../contract/stages.ts';
 import { ConflictError } from '../errors.ts';
 import type { StageQueues } from '../orchestration/queues.ts';
 import { dispatchOf, type EngineResources, type RunEngine } from '../orchestration/run-engine.ts';
-import { Run, SourceState } from '../state/entities/index.ts';
+import { Run, SourceState, type Job } from '../state/entities/index.ts';
+import { createFirstJob } from './replay.ts';
 import { Status } from '../state/status.ts';
 
 /** A source's concurrency settings (`maxActiveRuns`, `onActiveRun` in the sources file). */
@@ -90,7 +90,8 @@ export class Admission {
         { source, status: Status.Pending, jobs: { $none: {} } },
         { orderBy: { id: 'asc' }, limit: free },
       );
-      const jobs = waiting.map((run) => this.engine.createJob(em, run, run.plan[0] as Stage));
+      const jobs: Job[] = [];
+      for (const run of waiting) jobs.push(await createFirstJob(this.engine, em, run));
       await em.flush();
       return jobs;
     });

@@ -14,13 +14,20 @@ import { Status, Trigger, isTerminal } from '../state/status.ts';
 import { reopenRun, transitionJob, transitionRun } from '../state/transitions.ts';
 import type { StepRunner } from '../steps/step-runner.ts';
 import { STEP_STAGES } from '../orchestration/reconciler.ts';
+import type { LoadedSource } from '../config/sources.ts';
 import type { Admission } from './admission.ts';
+import { createFirstJob, planReplay, type ReplayFrom } from './replay.ts';
 
 export interface CreateRunInput {
   source: string;
   params?: { from?: string; to?: string; cursor?: string };
+  /** A replay: a new run that starts at `stage`, on the lake files run `run` committed before it. */
+  from?: ReplayFrom;
   trigger?: Trigger;
 }
+
+/** What the run service needs to know of a source. */
+export type SourceLimits = Pick<LoadedSource, 'window'>;
 
 export interface ListRunsQuery {
   source?: string;
@@ -40,7 +47,7 @@ export class RunService {
   private readonly res: EngineResources;
   private readonly engine: RunEngine;
   private readonly queues: StageQueues;
-  private readonly sourceNames: () => Iterable<string>;
+  private readonly sources: () => ReadonlyMap<string, SourceLimits>;
   private readonly steps?: StepRunner;
   private readonly admission: Admission;
 
@@ -49,7 +56,7 @@ export class RunService {
     deps: {
       engine: RunEngine;
       queues: StageQueues;
-      sourceNames: () => Iterable<string>;
+      sources: () => ReadonlyMap<string, SourceLimits>;
       /** Cancels the Spark step of a cancelled run's running job, even when no worker is left to do it. */
       steps?: StepRunner;
       /** Each source's `maxActiveRuns`: a run past it waits or is refused. */
@@ -59,7 +66,7 @@ export class RunService {
     this.res = res;
     this.engine = deps.engine;
     this.queues = deps.queues;
-    this.sourceNames = deps.sourceNames;
+    this.sources = deps.sources;
     this.steps = deps.steps;
     this.admission = deps.admission;
   }
@@ -78,17 +85,25 @@ export class RunService {
     input: CreateRunInput,
     idempotencyKey?: string,
   ): Promise<{ run: Run; replayed: boolean; queuedBehind?: number[] }> {
-    if (![...this.sourceNames()].includes(input.source)) {
-      throw new BadRequestError(`unknown source "${input.source}"`);
-    }
+    const source = this.sources().get(input.source);
+    if (!source) throw new BadRequestError(`unknown source "${input.source}"`);
     const params = toRunParams(input.params);
+    if (params?.window && !source.window)
+      throw new BadRequestError(
+        `body.params: source "${input.source}" has no \`window\` in its config, so a window (from/to) cannot be sent to its API`,
+      );
+    if (input.from && params)
+      throw new BadRequestError(
+        'body.params cannot be given with body.from: a replay reads the lake files of the run it replays, not the API',
+      );
     const requestHash = idempotencyKey ? hashRequest(input) : null;
     if (idempotencyKey) {
       const existing = await this.findByKey(idempotencyKey, requestHash);
       if (existing) return { run: existing, replayed: true };
     }
 
-    const plan: Stage[] = [...STAGES];
+    const replay = input.from ? await planReplay(this.em(), input.source, input.from) : undefined;
+    const plan: Stage[] = replay ? replay.plan : [...STAGES];
     const limit = this.admission.limit(input.source);
     let created: { run: Run; job: Job | null; queuedBehind: number[] };
     try {
@@ -104,15 +119,16 @@ export class RunService {
           );
         const run = em.create(Run, {
           source: input.source,
-          trigger: input.trigger ?? Trigger.Manual,
+          trigger: input.trigger ?? (replay ? Trigger.Replay : Trigger.Manual),
           plan,
           params,
           idempotencyKey: idempotencyKey ?? null,
           requestHash,
+          replayOf: replay ? em.getReference(Run, replay.of.id) : null,
         });
         await em.flush();
         // Past the limit the run waits without a job; Admission.admit gives it one when a slot frees.
-        const job = full ? null : this.engine.createJob(em, run, plan[0] as Stage);
+        const job = full ? null : await createFirstJob(this.engine, em, run);
         await em.flush();
         return { run, job, queuedBehind: full ? active.map((r) => r.id) : [] };
       });
@@ -179,7 +195,7 @@ export class RunService {
   }
 
   /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */
-  async cancel(id: number, by: string): Promise<Run> {
+  async cancel(id: number, by: string, reason?: string): Promise<Run> {
     const { run, jobs, steps } = await retryOnConflict(() =>
       this.em().transactional(async (em) => {
         const run = await em.findOne(Run, id);
@@ -195,7 +211,7 @@ export class RunService {
           }));
         transitionRun(run, Status.Cancelled);
         run.cancelledBy = by;
-        run.error = { reason: 'cancelled', message: `cancelled by ${by}` };
+        run.error = { reason: 'cancelled', message: `cancelled by ${by}${reason ? `: ${reason}` : ''}` };
         for (const job of open) transitionJob(job, Status.Cancelled);
         return { run, jobs: open, steps };
       }),
@@ -207,7 +223,7 @@ export class RunService {
         ?.cancel(handle)
         .then(async (status) => {
           // The job says whether its step really stopped (CANCELLED), or had already ended another way.
-          await this.recordStepCancel(jobId, status.state);
+          await this.engine.recordStepCancel(jobId, status.state);
           this.res.logger.info({ runId: id, step: handle.stepId, state: status.state }, 'cancelled a step');
         })
         .catch((error: unknown) =>
@@ -281,15 +297,6 @@ export class RunService {
     return run;
   }
 
-  private async recordStepCancel(jobId: number, state: string): Promise<void> {
-    await retryOnConflict(() =>
-      this.em().transactional(async (em) => {
-        const job = await em.findOneOrFail(Job, jobId);
-        job.metrics = { ...job.metrics, stepCancel: { state, at: new Date().toISOString() } };
-      }),
-    );
-  }
-
   private async findByKey(key: string, requestHash: string | null): Promise<Run | null> {
     const existing = await this.em().findOne(Run, { idempotencyKey: key });
     if (existing && existing.requestHash !== requestHash) {
@@ -333,14 +340,21 @@ function toRunParams(params: CreateRunInput['params']): RunParams | null {
       ...(to ? { to: to.toISOString() } : {}),
     };
   }
-  if (params.cursor !== undefined) out.cursor = params.cursor;
+  if (params.cursor !== undefined) {
+    if (out.window)
+      throw new BadRequestError(
+        'body.params.cursor cannot be given with a window (from/to): a run with a window neither sends nor moves the cursor',
+      );
+    out.cursor = params.cursor;
+  }
   return Object.keys(out).length > 0 ? out : null;
 }
 
 function hashRequest(input: CreateRunInput): string {
   // Fixed key order, so the same request with its fields in another order hashes the same.
   const { from = null, to = null, cursor = null } = input.params ?? {};
-  const canonical = JSON.stringify([input.source, input.trigger ?? null, from, to, cursor]);
+  const replay = input.from ? [input.from.run, input.from.stage] : null;
+  const canonical = JSON.stringify([input.source, input.trigger ?? null, from, to, cursor, replay]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 

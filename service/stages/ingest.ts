@@ -40,8 +40,19 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
   return async (ctx) => {
     const source = sourceOf(deps.sources, ctx.run);
     const { name, schemaPath: _schemaPath, schemaDocument: _schemaDocument, ...config } = source;
-    const cursor =
-      ctx.run.params?.cursor ?? (await storedCursor(deps.orm, name)) ?? config.incremental?.initial ?? null;
+    // A run with a window pulls that slice of history: it neither sends the cursor nor moves it.
+    const window = ctx.run.params?.window ?? null;
+    if (window && !config.window)
+      throw new NonRetryableError(
+        'no_window_params',
+        `source "${name}" has no \`window\` in its config, so run ${ctx.run.id}'s window cannot be sent to its API`,
+      );
+    const cursor = window
+      ? null
+      : (ctx.run.params?.cursor ??
+        (await storedCursor(deps.orm, name)) ??
+        config.incremental?.initial ??
+        null);
     const progress = (ctx.job.params?.ingest as IngestProgress | undefined) ?? {
       continuation: null,
       invocations: 0,
@@ -60,6 +71,7 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
         dt: runDate(ctx.run.createdAt),
         lakeRoot: deps.lake.root,
         cursor,
+        window,
         continuation: progress.continuation,
         limits: { ...deps.limits, deadline },
       };
@@ -98,7 +110,7 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
           ) as IngestManifest;
           return {
             counts: { fetched: manifest.records },
-            cursor: manifest.nextCursor,
+            ...(window ? {} : { cursor: manifest.nextCursor }),
             files: manifest.files.map((f) => ({
               uri: deps.lake.uri(f.key),
               layer: 'raw' as const,

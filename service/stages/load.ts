@@ -14,6 +14,7 @@ import type { StageHandler } from '../orchestration/stage-handler.ts';
 import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
+import { stageInput } from './stage-input.ts';
 import { runSparkStep, type SparkStepDeps } from './spark-step.ts';
 
 export interface LoadStageDeps extends SparkStepDeps {
@@ -37,15 +38,19 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
   return async (ctx) => {
     const source = sourceOf(deps.sources, ctx.run);
     const dt = runDate(ctx.run.createdAt);
-    const manifestAt = curatedManifestKey(source.name, dt, ctx.run.id);
+    // The curated tables of the run, or on a replay those of the run it replays. The load is that data's: the
+    // ledger and the result are keyed by the run that produced it, so replaying a load that committed changes
+    // nothing in the warehouse.
+    const input = stageInput(ctx.run, ctx.job);
+    const manifestAt = curatedManifestKey(source.name, input.dt, input.run);
     const manifest = await readCommitted<TransformManifest>(
       deps.lake,
       manifestAt,
-      ctx.run.id,
+      input.run,
       'no_curated_manifest',
       'curated tables',
     );
-    const resultAt = loadResultKey(source.name, dt, ctx.run.id);
+    const resultAt = loadResultKey(source.name, input.dt, input.run);
 
     let reused = true;
     if (!(await deps.lake.exists(resultAt))) {
@@ -53,15 +58,18 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       const spec: LoadSpec = {
         version: 1,
         job: 'load_warehouse',
-        runId: ctx.run.id,
+        runId: input.run,
         jobId: ctx.job.id,
         source: source.name,
-        dt,
+        dt: input.dt,
         lakeRoot: deps.lake.root,
         manifest: manifestAt,
         // The tables exactly as the transform split them, even if the sources file changed since.
         tables: (
-          await readJson<TransformSpec>(deps.lake, stepSpecKey(source.name, dt, ctx.run.id, 'split_tables'))
+          await readJson<TransformSpec>(
+            deps.lake,
+            stepSpecKey(source.name, input.dt, input.run, 'split_tables'),
+          )
         ).tables,
         warehouse: deps.warehouse,
       };
@@ -80,8 +88,8 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       });
     }
     const result = await readJson<LoadResult>(deps.lake, resultAt);
-    if (result.runId !== ctx.run.id) {
-      throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${ctx.run.id}`);
+    if (result.runId !== input.run) {
+      throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${input.run}`);
     }
     const rows = Object.fromEntries(Object.entries(manifest.tables).map(([t, v]) => [t, v.rows]));
     const mismatched = Object.entries(rows).filter(([table, n]) => result.rows[table] !== n);
@@ -101,8 +109,10 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       rows: result.rows,
       metrics: {
         rows: result.rows,
-        alreadyLoaded: result.alreadyLoaded,
+        // A replay that found the replayed run's load committed loaded nothing itself.
+        alreadyLoaded: result.alreadyLoaded || (reused && input.run !== ctx.run.id),
         reused,
+        ...(input.run === ctx.run.id ? {} : { replayOf: input.run }),
         warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
       },
     };

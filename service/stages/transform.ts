@@ -13,6 +13,7 @@ import type { StageHandler, StageOutcome } from '../orchestration/stage-handler.
 import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
+import { stageInput } from './stage-input.ts';
 import { runSparkStep, type SparkStepDeps } from './spark-step.ts';
 
 export interface TransformStageDeps extends SparkStepDeps {
@@ -32,11 +33,13 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
   return async (ctx) => {
     const source = sourceOf(deps.sources, ctx.run);
     const dt = runDate(ctx.run.createdAt);
-    const validatedKey = manifestKey(runPrefix('validated', source.name, dt, ctx.run.id));
+    // The run's own validated data, or on a replay the validated data of the run it replays.
+    const input = stageInput(ctx.run, ctx.job);
+    const validatedKey = manifestKey(runPrefix('validated', source.name, input.dt, input.run));
     const validated = await readCommitted<ValidateManifest>(
       deps.lake,
       validatedKey,
-      ctx.run.id,
+      input.run,
       'no_validated_manifest',
       'validated data',
     );

@@ -9,6 +9,7 @@ import type { InvocationEvents } from '../invocation/events.ts';
 import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
+import { stageInput } from './stage-input.ts';
 import type { LambdaInvoker } from '../invocation/invoker.ts';
 import {
   NonRetryableError,
@@ -43,11 +44,13 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
   return async (ctx) => {
     const source = sourceOf(deps.sources, ctx.run);
     const dt = runDate(ctx.run.createdAt);
-    const rawKey = manifestKey(runPrefix('raw', source.name, dt, ctx.run.id));
+    // The run's own raw data, or on a replay the raw data of the run it replays.
+    const input = stageInput(ctx.run, ctx.job);
+    const rawKey = manifestKey(runPrefix('raw', source.name, input.dt, input.run));
     const raw = await readCommitted<IngestManifest>(
       deps.lake,
       rawKey,
-      ctx.run.id,
+      input.run,
       'no_raw_manifest',
       'raw data',
     );

@@ -14,17 +14,22 @@ import {
   type StepState as EmrStepState,
   type StepSummary,
 } from '@aws-sdk/client-emr';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { StepsConfig } from '../config/env.ts';
 import type { Logger } from '../observability/logger.ts';
-import type {
-  RunStepOptions,
-  StepHandle,
-  StepRequest,
-  StepRunner,
-  StepState,
-  StepStatus,
+import {
+  parseStepName,
+  type LiveCluster,
+  type LiveStep,
+  type LiveWork,
+  type RunStepOptions,
+  type StepHandle,
+  type StepRequest,
+  type StepRunner,
+  type StepState,
+  type StepStatus,
 } from './step-runner.ts';
 
 export interface EmrStepRunnerOptions {
@@ -44,6 +49,10 @@ export interface EmrStepRunnerOptions {
 }
 
 const ACTIVE_CLUSTER: ClusterState[] = ['STARTING', 'BOOTSTRAPPING', 'RUNNING', 'WAITING'];
+/** What a step that is still to stop is in; CANCEL_PENDING is already being stopped. */
+const LIVE_STEP: EmrStepState[] = ['PENDING', 'RUNNING'];
+/** A run's transient cluster's name; the cluster also carries the run in its `run` tag. */
+const CLUSTER_NAME = /^afluente run=([1-9]\d*)$/;
 /** A step with the same name in one of these is the step: reattach instead of submitting it again. */
 const REATTACH = new Set<EmrStepState>(['PENDING', 'RUNNING', 'COMPLETED', 'CANCEL_PENDING']);
 const STATES: Record<EmrStepState, StepState> = {
@@ -55,6 +64,16 @@ const STATES: Record<EmrStepState, StepState> = {
   FAILED: 'FAILED',
   INTERRUPTED: 'FAILED',
 };
+
+/**
+ * The `lake` tag of the clusters a deployment starts: its lake root, which no other deployment shares. A root
+ * EMR would refuse as a tag value is hashed.
+ */
+export function lakeTag(root: string): string {
+  return /^[\p{L}\p{Z}\p{N}_.:/=+@-]{1,256}$/u.test(root)
+    ? root
+    : `sha256:${createHash('sha256').update(root).digest('hex')}`;
+}
 
 function ended(state: StepState): boolean {
   return state === 'COMPLETED' || state === 'FAILED' || state === 'CANCELLED';
@@ -80,6 +99,7 @@ export class EmrStepRunner implements StepRunner {
   readonly #emr: StepsConfig['emr'];
   readonly #client: EMRClient;
   readonly #cancelTimeoutMs: number;
+  readonly #lakeTag: string;
   /** Each cluster's log URI, looked up once. */
   readonly #logUris = new Map<string, string | undefined>();
 
@@ -90,6 +110,7 @@ export class EmrStepRunner implements StepRunner {
     this.#client =
       options.client ?? new EMRClient(options.emr.endpoint ? { endpoint: options.emr.endpoint } : {});
     this.#cancelTimeoutMs = options.cancelTimeoutMs ?? Math.max(120_000, options.emr.pollMs * 8);
+    this.#lakeTag = lakeTag(options.lake.root);
   }
 
   async run(request: StepRequest, { signal, onSubmitted }: RunStepOptions): Promise<StepStatus> {
@@ -156,8 +177,66 @@ export class EmrStepRunner implements StepRunner {
     this.#logger.info({ clusterId }, 'terminated a transient EMR cluster');
   }
 
+  /**
+   * This deployment's transient clusters that are still up: named `afluente run=<run>` and tagged app=afluente,
+   * `run=<run>` and `lake=<this lake>` (a cluster of another deployment in the account has another lake).
+   * Then the PENDING and RUNNING steps with afluente names whose spec is in this lake, on those clusters and on
+   * AFLUENTE_EMR_CLUSTER_ID (which is never listed as a cluster, whatever its tags).
+   */
+  async listLive(): Promise<LiveWork> {
+    const clusters: LiveCluster[] = [];
+    for await (const page of paginateListClusters(
+      { client: this.#client },
+      { ClusterStates: ACTIVE_CLUSTER },
+    )) {
+      for (const summary of page.Clusters ?? []) {
+        const runId = CLUSTER_NAME.exec(summary.Name ?? '')?.[1];
+        if (!summary.Id || !runId || summary.Id === this.#emr.clusterId) continue;
+        const { Cluster } = await this.#client.send(new DescribeClusterCommand({ ClusterId: summary.Id }));
+        const tags = new Map((Cluster?.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+        if (tags.get('app') !== 'afluente' || tags.get('lake') !== this.#lakeTag || tags.get('run') !== runId)
+          continue;
+        // No creation time reads as just created: the sweep leaves it for later.
+        const createdAt = summary.Status?.Timeline?.CreationDateTime ?? new Date();
+        clusters.push({ clusterId: summary.Id, runId: Number(runId), createdAt });
+      }
+    }
+    const steps: LiveStep[] = [];
+    const onClusters = [
+      ...(this.#emr.clusterId ? [this.#emr.clusterId] : []),
+      ...clusters.map((c) => c.clusterId),
+    ];
+    for (const clusterId of onClusters) steps.push(...(await this.#liveSteps(clusterId)));
+    return { steps, clusters };
+  }
+
   async close(): Promise<void> {
     this.#client.destroy();
+  }
+
+  async #liveSteps(clusterId: string): Promise<LiveStep[]> {
+    const live: LiveStep[] = [];
+    const pages = paginateListSteps(
+      { client: this.#client },
+      { ClusterId: clusterId, StepStates: LIVE_STEP },
+    );
+    for await (const page of pages) {
+      for (const step of page.Steps ?? []) {
+        const ref = parseStepName(step.Name ?? '');
+        const state = step.Status?.State;
+        if (!step.Id || !ref || !state || !LIVE_STEP.includes(state) || !this.#inLake(step)) continue;
+        const createdAt = step.Status?.Timeline?.CreationDateTime ?? new Date();
+        live.push({ ...ref, handle: { stepId: step.Id, clusterId }, createdAt });
+      }
+    }
+    return live;
+  }
+
+  /** Whether the step reads its spec from this deployment's lake (a shared cluster may run another's steps). */
+  #inLake(step: StepSummary): boolean {
+    const args = step.Config?.Args ?? [];
+    const at = args.indexOf('--spec');
+    return at >= 0 && (args[at + 1] ?? '').startsWith(`${this.#lake.root}/`);
   }
 
   async #submit(request: StepRequest): Promise<{ clusterId: string; stepId: string }> {
@@ -296,6 +375,8 @@ export class EmrStepRunner implements StepRunner {
         Tags: [
           { Key: 'app', Value: 'afluente' },
           { Key: 'run', Value: String(request.runId) },
+          // Which deployment started it: the orphan sweep of another one in the account leaves it alone.
+          { Key: 'lake', Value: this.#lakeTag },
           ...(source ? [{ Key: 'source', Value: source }] : []),
         ],
       }),

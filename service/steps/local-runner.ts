@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { constants, createWriteStream } from 'node:fs';
-import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +13,17 @@ import type { Logger } from '../observability/logger.ts';
 import { stageIn, stageOut } from './lake-staging.ts';
 import { isSparkSubmitOf, killGroup, reapGroup } from './process-group.ts';
 import { failureMessage, Tail } from './spark-log.ts';
-import type { RunStepOptions, StepHandle, StepRequest, StepRunner, StepStatus } from './step-runner.ts';
+import {
+  parseStepName,
+  type LiveStep,
+  type LiveWork,
+  type RunStepOptions,
+  type StepHandle,
+  type StepRequest,
+  type StepRunner,
+  type StepRef,
+  type StepStatus,
+} from './step-runner.ts';
 
 export interface LocalStepRunnerOptions {
   lake: Lake;
@@ -48,6 +58,8 @@ interface Started {
 }
 
 const STEP_ID = /^local:(\d+)$/;
+/** A pid file's name: {@link fileName} of a step name, then `.pid`. */
+const PID_FILE = /^afluente_run=(\d+)_job=(\d+)_(\w+)\.pid$/;
 // Enough to answer for the steps a reconciler may still poll; older ones read as gone.
 const FINISHED_KEPT = 1000;
 
@@ -162,15 +174,73 @@ export class LocalStepRunner implements StepRunner {
     if (await isSparkSubmitOf(pid, this.#scripts)) {
       this.#logger.warn({ step: handle.stepId }, 'killing a local step that another worker left behind');
       await killGroup(pid, this.#killGraceMs);
+      // Its worker is gone and will not remove its pid file.
+      for (const file of await this.#pidFiles()) if (file.pid === pid) await this.#removeIfStill(file);
       return { state: 'CANCELLED', ...logsOf(handle) };
     }
     return lost(handle);
+  }
+
+  /**
+   * The steps of this deployment alive on this machine, from their pid files, whichever worker started them.
+   * Each one's process must still be the spark-submit of that very step (its `--name`): a pid reused by another
+   * step is not it. A pid file whose process is no spark-submit at all (its worker died) is removed on the way.
+   */
+  async listLive(): Promise<LiveWork> {
+    const steps: LiveStep[] = [];
+    for (const file of await this.#pidFiles()) {
+      const { ref, pid } = file;
+      if (this.#running.has(pid) || (await this.#runsStep(pid, ref.name))) {
+        const logs = join(this.#dir, `${fileName(ref.name)}.log`);
+        steps.push({ ...ref, handle: { stepId: `local:${pid}`, logs }, createdAt: file.mtime });
+      } else if (!(await isSparkSubmitOf(file.pid, this.#scripts))) {
+        await this.#removeIfStill(file);
+      }
+    }
+    return { steps, clusters: [] };
+  }
+
+  async terminateCluster(clusterId: string): Promise<void> {
+    throw new Error(`local steps run on no cluster (asked to terminate ${clusterId})`);
   }
 
   async close(): Promise<void> {
     const running = [...this.#running.values()];
     for (const step of running) step.stop();
     await Promise.all(running.map((step) => step.done));
+  }
+
+  async #pidFiles(): Promise<PidFile[]> {
+    const names = await readdir(this.#dir).catch(() => [] as string[]);
+    const files: PidFile[] = [];
+    for (const base of names) {
+      const match = PID_FILE.exec(base);
+      const ref = match && parseStepName(`afluente run=${match[1]} job=${match[2]} ${match[3]}`);
+      if (!ref) continue;
+      const path = join(this.#dir, base);
+      const [text, info] = await Promise.all([
+        readFile(path, 'utf8').catch(() => ''),
+        stat(path).catch(() => undefined),
+      ]);
+      const pid = Number(text);
+      if (!Number.isInteger(pid) || pid <= 1 || !info) continue;
+      files.push({ path, pid, mtime: info.mtime, ref });
+    }
+    return files;
+  }
+
+  /** Removes a pid file unless a new attempt of its step has written its own pid into it meanwhile. */
+  async #removeIfStill(file: PidFile): Promise<void> {
+    if (Number(await readFile(file.path, 'utf8').catch(() => '')) === file.pid)
+      await rm(file.path, { force: true });
+  }
+
+  /** Whether `pid` is the spark-submit of the step named `name` (before or after it execs its JVM). */
+  async #runsStep(pid: number, name: string): Promise<boolean> {
+    if (!(await isSparkSubmitOf(pid, this.#scripts))) return false;
+    // spark-submit's launcher rebuilds the JVM's arguments, but keeps `--name <name>` as a pair.
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    return args.some((arg, i) => arg === '--name' && args[i + 1] === name);
   }
 
   #script(job: SparkJob): string {
@@ -209,6 +279,8 @@ export class LocalStepRunner implements StepRunner {
     const spark = this.#spark;
     const args = [
       ...['--master', spark.master, '--driver-memory', spark.driverMemory],
+      // The step's name in its command line: the orphan sweep tells its process from a reused pid by it.
+      ...['--name', request.name],
       ...(spark.jars ? ['--jars', spark.jars] : []),
       ...['--conf', 'spark.sql.session.timeZone=UTC', '--conf', 'spark.ui.enabled=false'],
       this.#script(request.job),
@@ -322,6 +394,15 @@ export class LocalStepRunner implements StepRunner {
       if (oldest !== undefined) this.#finished.delete(oldest);
     }
   }
+}
+
+interface PidFile {
+  path: string;
+  pid: number;
+  /** When the step was started (the file is written right after the spawn). */
+  mtime: Date;
+  /** The step, from the file's name. */
+  ref: StepRef;
 }
 
 function pidOf(handle: StepHandle): number {

@@ -1,4 +1,4 @@
-import type { SparkJob } from '../../contract/steps.ts';
+import { SPARK_JOBS, type SparkJob } from '../../contract/steps.ts';
 
 /** One Spark step to run: which job, and the lake key of the spec it reads. */
 export interface StepRequest {
@@ -59,10 +59,59 @@ export interface StepRunner {
   status(handle: StepHandle): Promise<StepStatus>;
   /** Cancels the step and confirms it reached CANCELLED (or had already ended). */
   cancel(handle: StepHandle): Promise<StepStatus>;
+  /**
+   * What this deployment has running now, whoever started it: live steps with afluente step names, and (EMR)
+   * the transient clusters it started. The orphan sweep judges each against MySQL. Never lists another
+   * deployment's work, a step without an afluente name, or the configured AFLUENTE_EMR_CLUSTER_ID as a cluster.
+   */
+  listLive(): Promise<LiveWork>;
+  /**
+   * Terminates a run's transient cluster. The configured AFLUENTE_EMR_CLUSTER_ID is never terminated, and the
+   * local runner has no clusters: it refuses.
+   */
+  terminateCluster(clusterId: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What a step's name says: the run and the job that submitted it. */
+export interface StepRef {
+  name: string;
+  runId: number;
+  jobId: number;
+  job: SparkJob;
+}
+
+/** A step that is PENDING or RUNNING, found on EMR or through a local pid file. */
+export interface LiveStep extends StepRef {
+  handle: StepHandle;
+  /** When it was submitted (EMR's CreationDateTime; a local step's pid file time). */
+  createdAt: Date;
+}
+
+/** A run's transient EMR cluster, still up (starting, running or waiting). */
+export interface LiveCluster {
+  clusterId: string;
+  /** Its `run` tag. */
+  runId: number;
+  /** EMR's CreationDateTime. */
+  createdAt: Date;
+}
+
+export interface LiveWork {
+  steps: LiveStep[];
+  clusters: LiveCluster[];
 }
 
 /** `afluente run=<runId> job=<jobId> <job>`: unique per job, stable across worker restarts and attempts. */
 export function stepName(runId: number, jobId: number, job: SparkJob): string {
   return `afluente run=${runId} job=${jobId} ${job}`;
+}
+
+const STEP_NAME = new RegExp(`^afluente run=([1-9]\\d*) job=([1-9]\\d*) (${SPARK_JOBS.join('|')})$`);
+
+/** The run and job a step name holds, or undefined for a name {@link stepName} did not make. */
+export function parseStepName(name: string): StepRef | undefined {
+  const match = STEP_NAME.exec(name);
+  if (!match) return undefined;
+  return { name, runId: Number(match[1]), jobId: Number(match[2]), job: match[3] as SparkJob };
 }

@@ -251,9 +251,14 @@ describe('POST /runs/:id/cancel', () => {
     const res = await api()
       .post(`/runs/${id}/cancel`)
       .set({ authorization: `Bearer ${OTHER_TOKEN}` })
-      .send();
+      .send({ reason: 'wrong window' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id, status: 'CANCELLED', cancelledBy: 'ops' });
+    expect(res.body).toMatchObject({
+      id,
+      status: 'CANCELLED',
+      cancelledBy: 'ops',
+      error: { reason: 'cancelled', message: 'cancelled by ops: wrong window' },
+    });
     expect(await t.app.queues.get('ingest').getJob(`run-${id}.ingest.1`)).toBeUndefined();
     const detail = await api().get(`/runs/${id}`).set(auth);
     expect(detail.body.jobs[0].status).toBe('CANCELLED');

@@ -30,6 +30,10 @@ describe('GET /sources', () => {
       schedule: null,
       nextRunAt: null,
       incremental: { cursorField: 'updated_at', param: 'updated_since' },
+      window: { fromParam: 'updated_since', toParam: 'updated_before' },
+      maxActiveRuns: 1,
+      onActiveRun: 'queue',
+      deadlineSeconds: { ingest: 7200, validate: 7200, transform: 21600, load: 21600 },
       tables: ['orders', 'order_items', 'order_tags'],
     });
     expect(demo.lastRuns[0]).toMatchObject({ id: created.body.id, status: 'PENDING' });

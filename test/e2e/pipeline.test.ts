@@ -11,7 +11,8 @@ import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderAt, type Order } from '../../demo/source-api/records.ts';
-import { Job, SourceState } from '../../service/state/entities/index.ts';
+import { loadResultKey } from '../../contract/steps.ts';
+import { Job, Run, SourceState } from '../../service/state/entities/index.ts';
 import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
 import { TOKEN } from '../support/env.ts';
 
@@ -98,13 +99,15 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     if (lakeDir) await rm(lakeDir, { recursive: true, force: true });
   });
 
-  async function runOnce(): Promise<number> {
-    const res = await request(t.app.server).post('/runs').set(auth).send({ source: 'demo' });
+  async function runOnce(body: object = { source: 'demo' }): Promise<number> {
+    const res = await request(t.app.server).post('/runs').set(auth).send(body);
     expect(res.status).toBe(202);
     const run = await finishedRun(t, res.body.id as number, 240_000);
     if (run.status !== 'COMPLETED') throw new Error(`run ${run.id} ${run.status}: ${run.error?.message}`);
+    completed.push(run.id);
     return run.id;
   }
+  const completed: number[] = [];
 
   async function rows<T>(sql: string): Promise<T[]> {
     return (await db.query(sql)).rows as T[];
@@ -207,4 +210,49 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     );
     expect(ledger.map((r) => r.table_name)).toEqual(['order_items', 'order_tags', 'orders']);
   }, 300_000);
+
+  it('replays a committed load without changing a row, and replays the transform into the same rows', async () => {
+    // Every column of every row, the run id and load time columns too: a replayed load that changed nothing
+    // leaves this exactly as it was.
+    const snapshot = () =>
+      rows<{ t: string; n: string; h: string }>(
+        `SELECT 'orders' AS t, count(*)::text AS n, md5(string_agg(o::text, '|' ORDER BY id)) AS h
+           FROM ${schema}.orders o
+         UNION ALL SELECT 'order_items', count(*)::text, md5(string_agg(i::text, '|' ORDER BY order_id, line))
+           FROM ${schema}.order_items i
+         UNION ALL SELECT 'order_tags', count(*)::text, md5(string_agg(g::text, '|' ORDER BY order_id, position))
+           FROM ${schema}.order_tags g`,
+      );
+    const loaded = completed.at(-1) as number;
+    const before = await snapshot();
+    const loadJob = async (runId: number) =>
+      (await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Job, { run: runId, stage: 'load' }))
+        .metrics;
+
+    // The load's result is in the lake: the replay reuses it and starts no Spark step.
+    const reused = await runOnce({ source: 'demo', from: { run: loaded, stage: 'load' } });
+    expect(await loadJob(reused)).toMatchObject({ reused: true, alreadyLoaded: true, replayOf: loaded });
+    expect(await snapshot()).toEqual(before);
+
+    // Without the result, the Spark load runs again, finds the run in the load ledger, and writes nothing.
+    const run = await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Run, loaded);
+    await rm(join(lakeDir, loadResultKey('demo', run.createdAt.toISOString().slice(0, 10), loaded)));
+    const ledgered = await runOnce({ source: 'demo', from: { run: loaded, stage: 'load' } });
+    expect(await loadJob(ledgered)).toMatchObject({ reused: false, alreadyLoaded: true, replayOf: loaded });
+    expect(await snapshot()).toEqual(before);
+
+    // A replay from transform splits the same validated data again: the same rows, now from the new run.
+    const resplit = await runOnce({ source: 'demo', from: { run: loaded, stage: 'transform' } });
+    const after = await snapshot();
+    expect(after.map((r) => [r.t, r.n])).toEqual(before.map((r) => [r.t, r.n]));
+    const owners = await rows<{ run: string }>(
+      `SELECT DISTINCT _afluente_run_id::text AS run FROM ${schema}.orders`,
+    );
+    expect(owners).toEqual([{ run: String(resplit) }]);
+    const view = await request(t.app.server).get(`/runs/${resplit}`).set(auth);
+    expect(view.body).toMatchObject({ trigger: 'replay', plan: ['transform', 'load'], replayOf: loaded });
+    expect(view.body.counts.rows).toEqual(
+      (await request(t.app.server).get(`/runs/${loaded}`).set(auth)).body.counts.rows,
+    );
+  }, 600_000);
 });

@@ -2,7 +2,11 @@ import type { EntityManager } from '@mikro-orm/mysql';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Stage } from '../../contract/stages.ts';
 import { JOB_CATALOG, type JobCatalog } from '../../service/orchestration/catalog.ts';
-import { NonRetryableError, type StageHandlers } from '../../service/orchestration/stage-handler.ts';
+import {
+  NonRetryableError,
+  StageError,
+  type StageHandlers,
+} from '../../service/orchestration/stage-handler.ts';
 import { Job, Run } from '../../service/state/entities/index.ts';
 import { openOrm } from '../../service/state/orm.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -223,6 +227,34 @@ describe('orchestration: a run moves through its stage plan', () => {
     const cancelled = await runUntil(t, run.id, ['CANCELLED']);
     expect(cancelled.cancelledBy).toBe('tester');
     expect((await jobsOf(t, run.id)).map((j) => [j.stage, j.status])).toEqual([['ingest', 'CANCELLED']]);
+  });
+  it('lets go of a stage whose run was cancelled before a heartbeat said so, without a retry', async () => {
+    // A cancel stops a Spark step directly; the step's end can reach the handler before the worker's heartbeat
+    // (a long one here) has seen the run cancelled. The worker must not take that for a failed attempt.
+    const t = await start({
+      env: { AFLUENTE_HEARTBEAT_MS: '60000' },
+      handlers: {
+        ...allOk,
+        transform: async ({ run }) => {
+          await t.app.runs.cancel(run.id, 'tester');
+          throw new StageError('step_cancelled', 'split_tables: the step was cancelled outside afluente');
+        },
+      },
+    });
+    const { run } = await t.app.runs.create({ source: 'demo' });
+    const queued = await waitFor(async () => {
+      const job = await t.app.queues.get('transform').getJob(`run-${run.id}.transform.1`);
+      const state = await job?.getState();
+      return state === 'completed' || state === 'failed' || state === 'delayed' ? job : undefined;
+    }, 'the transform worker to let go of its job');
+    // Completed as a stage whose run ended; a failed attempt would be `delayed` for its retry.
+    expect([await queued.getState(), queued.returnvalue]).toEqual(['completed', { cancelled: true }]);
+    const jobs = await jobsOf(t, run.id);
+    expect(jobs.map((j) => [j.stage, j.status, j.error])).toEqual([
+      ['ingest', 'COMPLETED', null],
+      ['validate', 'COMPLETED', null],
+      ['transform', 'CANCELLED', null],
+    ]);
   });
 });
 

@@ -142,7 +142,8 @@ describe('the production image (Dockerfile)', () => {
     // Production dependencies only, and none of the local stage's Spark, Python, Java or demo.
     expect(image.run.map((r) => r.args).join('\n')).toMatch(/npm ci --omit=dev/);
     const chainRuns = image.runtime.stages.flatMap((s) => s.instructions.filter((i) => i.op === 'RUN'));
-    expect(chainRuns).toEqual([]);
+    // The one RUN puts the CLI on PATH: a link, nothing installed.
+    expect(chainRuns.map((r) => r.args)).toEqual(['ln -s /app/cli/afluente.mjs /usr/local/bin/afluente']);
     const sources = image.files.map(([src]) => src.replace(/\/$/, ''));
     for (const localOnly of ['spark', 'demo', 'scripts', 'requirements.txt', 'test', 'infra'])
       expect(sources.filter((s) => s === localOnly || s.startsWith(`${localOnly}/`))).toEqual([]);

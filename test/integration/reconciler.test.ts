@@ -60,7 +60,7 @@ describe('the reconciler', () => {
     const t = await start();
     const job = await runningJob(t, 'transform', 1000, 'local:999999999');
     const report = await t.app.reconciler?.sweep();
-    expect(report).toEqual({ polled: 1, failed: 0 });
+    expect(report).toEqual({ polled: 1, failed: 0, expired: 0 });
     const after = await em(t).findOneOrFail(Job, job.id);
     expect(after.status).toBe('RUNNING');
     expect(after.metrics).toMatchObject({ step: { id: 'local:999999999', state: 'FAILED' } });

@@ -6,14 +6,9 @@ import {
   RunJobFlowCommand,
   type AddJobFlowStepsCommandInput,
   type CancelStepsCommandInput,
-  type CancelStepsCommandOutput,
   type DescribeStepCommandInput,
-  type DescribeStepCommandOutput,
-  type FailureDetails,
   type ListStepsCommandInput,
-  type ListStepsCommandOutput,
   type RunJobFlowCommandInput,
-  type StepState,
   type TerminateJobFlowsCommandInput,
 } from '@aws-sdk/client-emr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,19 +19,13 @@ import { createLogger } from '../../service/observability/logger.ts';
 import { EmrStepRunner } from '../../service/steps/emr-runner.ts';
 import { openStepRunner } from '../../service/steps/open-runner.ts';
 import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
+import { motoEmr, type MotoEmr } from '../support/emr.ts';
 import { stepRequest } from '../support/steps.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 
 // The EMR step runner against moto's EMR (server mode): RunJobFlow, AddJobFlowSteps, ListSteps, ListClusters,
-// DescribeStep, DescribeCluster and TerminateJobFlows are moto's own.
-//
-// moto cannot do two things, so a middleware on the runner's client stands in for EMR there, and only there:
-// - it has no CancelSteps: the middleware answers it (SUBMITTED) and moves the step to CANCEL_PENDING, then
-//   CANCELLED a moment later, as EMR does;
-// - its steps never leave RUNNING/PENDING (moto/emr/models.py sets the state once, in add_steps, and EMR's
-//   models are not in moto's /moto-api/ state manager): a test "advances" a step by putting the state (and
-//   FailureDetails) EMR would report in `advanced`, and the middleware writes it into moto's DescribeStep and
-//   ListSteps answers for that step.
+// DescribeStep, DescribeCluster and TerminateJobFlows are moto's own. moto has no CancelSteps and its steps never
+// leave RUNNING/PENDING: test/support/emr.ts plays EMR there, and only there, on the runner's client.
 
 const LAKE = 's3://lake-bucket/lake';
 const SCRIPTS = 's3://code-bucket/spark';
@@ -48,26 +37,17 @@ let admin: EMRClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  admin = emrClient();
+  // A plain client: what the test itself reads or adds goes straight to moto (which takes any credentials).
+  admin = new EMRClient({
+    endpoint: moto.endpoint,
+    region: moto.region,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
 });
 afterAll(async () => {
   admin?.destroy();
   await moto?.stop();
 });
-
-function emrClient(): EMRClient {
-  return new EMRClient({
-    endpoint: moto.endpoint,
-    region: moto.region,
-    // moto takes any; never real credentials here.
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
-}
-
-interface Advanced {
-  State: StepState;
-  FailureDetails?: FailureDetails;
-}
 
 interface Inputs {
   RunJobFlowCommand: RunJobFlowCommandInput;
@@ -78,12 +58,8 @@ interface Inputs {
   TerminateJobFlowsCommand: TerminateJobFlowsCommandInput;
 }
 
-interface Harness {
+interface Harness extends Omit<MotoEmr, 'client'> {
   runner: EmrStepRunner;
-  /** Every call the runner made: the command's name and its input. */
-  calls: { command: string; input: unknown }[];
-  /** What EMR would report for a step, where moto can't (see the top of the file). */
-  advanced: Map<string, Advanced>;
   /** The inputs of the runner's calls of one command. */
   called<C extends keyof Inputs>(command: C): Inputs[C][];
 }
@@ -106,37 +82,7 @@ function harness(env: Record<string, string> = {}): Harness {
     },
     { requireTokens: false },
   );
-  const client = emrClient();
-  const calls: Harness['calls'] = [];
-  const advanced = new Map<string, Advanced>();
-  const patch = (step: { Id?: string; Status?: object } | undefined): void => {
-    const state = step?.Id ? advanced.get(step.Id) : undefined;
-    if (step?.Status && state) Object.assign(step.Status, state);
-  };
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = context.commandName ?? '';
-      calls.push({ command, input: args.input });
-      if (command === 'CancelStepsCommand') {
-        const ids = (args.input as CancelStepsCommandInput).StepIds ?? [];
-        for (const id of ids) {
-          advanced.set(id, { State: 'CANCEL_PENDING' });
-          setTimeout(() => advanced.set(id, { State: 'CANCELLED' }), 300);
-        }
-        const output: CancelStepsCommandOutput = {
-          $metadata: {},
-          CancelStepsInfoList: ids.map((id) => ({ StepId: id, Status: 'SUBMITTED' })),
-        };
-        return { output, response: {} };
-      }
-      const result = await next(args);
-      if (command === 'DescribeStepCommand') patch((result.output as DescribeStepCommandOutput).Step);
-      if (command === 'ListStepsCommand')
-        for (const step of (result.output as ListStepsCommandOutput).Steps ?? []) patch(step);
-      return result;
-    },
-    { step: 'initialize', name: 'emrStepStatesMotoLacks' },
-  );
+  const { client, calls, advanced } = motoEmr(moto);
   const runner = openStepRunner(config, openLake(LAKE), logger, { emrClient: client });
   if (!(runner instanceof EmrStepRunner)) throw new Error('expected the emr runner');
   return {

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/mysql';
 import type { FastifyInstance } from 'fastify';
+import type { Deadlines } from '../../contract/source-config.ts';
 import { buildApp, type AppOptions } from '../../service/app.ts';
 import type { Config } from '../../service/config/env.ts';
 import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
@@ -29,6 +30,7 @@ export async function startTestApp(
     handlers: options.handlers,
     catalog: options.catalog,
     lambdaClient: options.lambdaClient,
+    emrClient: options.emrClient,
   });
   await app.ready();
   let closed = false;
@@ -75,5 +77,22 @@ export async function withMaxActiveRuns(maxActiveRuns: number, base?: LoadedSour
   return {
     ...sources,
     sources: new Map([...sources.sources].map(([name, s]) => [name, { ...s, maxActiveRuns }])),
+  };
+}
+
+/** Sources with some stage deadlines changed (seconds from the stage's first start; default: the shipped ones). */
+export async function withDeadlines(
+  deadlines: Partial<Deadlines>,
+  base?: LoadedSources,
+): Promise<LoadedSources> {
+  const sources = base ?? (await loadSources('config/sources.yaml'));
+  return {
+    ...sources,
+    sources: new Map(
+      [...sources.sources].map(([name, s]) => [
+        name,
+        { ...s, deadlineSeconds: { ...s.deadlineSeconds, ...deadlines } },
+      ]),
+    ),
   };
 }

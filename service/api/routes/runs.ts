@@ -28,7 +28,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Creates the run, queues its first stage, and answers 202 at once. With an Idempotency-Key header, ' +
           'a retried request returns the same run (with `Idempotent-Replayed: true`). When the source already ' +
           'has `maxActiveRuns` active runs, the run waits behind them (`queuedBehind` names them) or, with ' +
-          '`onActiveRun: reject`, the answer is 409 naming them.',
+          '`onActiveRun: reject`, the answer is 409 naming them. With `from: {run, stage}` the run is a replay: ' +
+          'it starts at that stage on the lake files the earlier run committed, without calling the API.',
         body: CreateRunBody,
         headers: CreateRunHeaders,
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 409: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
@@ -78,7 +79,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         ...runView(run),
         ...(queuedBehind ? { queuedBehind } : {}),
-        jobs: jobs.map(jobView),
+        jobs: jobs.map((job) => jobView(job, app.sources.sources.get(run.source)?.deadlineSeconds)),
         files: files.map(lakeFileView),
       };
     },
@@ -117,7 +118,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const run = await app.runs.cancel(request.params.id, request.principal);
+      const run = await app.runs.cancel(request.params.id, request.principal, request.body?.reason);
       return runView(run);
     },
   );

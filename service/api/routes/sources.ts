@@ -24,6 +24,18 @@ const SourceSchema = Type.Object(
       description: 'Next fire time of the schedule; null without one, or when Redis does not answer in time.',
     }),
     incremental: Type.Union([Type.Object({ cursorField: Type.String(), param: Type.String() }), Type.Null()]),
+    window: Type.Union(
+      [
+        Type.Object({ fromParam: Type.String(), toParam: Type.Union([Type.String(), Type.Null()]) }),
+        Type.Null(),
+      ],
+      { description: 'How a run’s window reaches the API; null means windows and backfills are refused.' },
+    ),
+    maxActiveRuns: Type.Integer(),
+    onActiveRun: Type.String(),
+    deadlineSeconds: Type.Record(Type.String(), Type.Integer(), {
+      description: 'Per stage: seconds from its first start until it must have finished.',
+    }),
     cursor: Type.Union([Type.String(), Type.Null()]),
     tables: Type.Array(Type.String()),
     lastRuns: Type.Array(Type.Ref('Run')),
@@ -60,6 +72,12 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       incremental: source.incremental
         ? { cursorField: source.incremental.cursorField, param: source.incremental.param }
         : null,
+      window: source.window
+        ? { fromParam: source.window.fromParam, toParam: source.window.toParam ?? null }
+        : null,
+      maxActiveRuns: source.maxActiveRuns,
+      onActiveRun: source.onActiveRun,
+      deadlineSeconds: source.deadlineSeconds,
       cursor: state?.cursor ?? null,
       tables: Object.keys(source.tables),
       lastRuns: lastRuns.map(runView),

@@ -42,6 +42,22 @@ export const CreateRunBody = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    from: Type.Optional(
+      Type.Object(
+        {
+          run: Type.Integer({ minimum: 1, maximum: 4294967295, description: 'The earlier run to replay.' }),
+          stage: Type.Enum(['validate', 'transform', 'load'], {
+            description: 'The stage the replay starts at; it reads what the earlier run committed before it.',
+          }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'A replay: the new run starts at `stage` on the lake files run `run` committed, without calling ' +
+            'the API (re-validate raw data after a schema fix, say). Replaying a committed load changes no rows.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -89,6 +105,12 @@ export const RunSchema = Type.Object(
     }),
     error: ErrorInfoSchema,
     cancelledBy: Type.Union([Type.String(), Type.Null()]),
+    replayOf: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'On a replay: the run whose committed lake files its first stage read.',
+    }),
+    backfill: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'The backfill this run is a window of (GET /backfills/:id).',
+    }),
     queuedBehind: Type.Optional(
       Type.Array(Type.Integer(), {
         description:
@@ -119,6 +141,11 @@ export const JobSchema = Type.Object(
     createdAt: Type.String({ format: 'date-time' }),
     startedAt: Timestamp,
     finishedAt: Timestamp,
+    deadlineAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description:
+        "When an open stage that has started must have finished (its source's deadlineSeconds); past it, the " +
+        'stage fails with deadline_exceeded.',
+    }),
   },
   { $id: 'Job' },
 );

@@ -1,6 +1,7 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { STAGES, type Stage } from '../../../contract/stages.ts';
 import { Status, STATUSES, Trigger } from '../status.ts';
+import { Backfill } from './backfill.ts';
 import { Job } from './job.ts';
 import { lifecycleProperties } from './lifecycle.ts';
 import type { ErrorInfo, RunParams } from './types.ts';
@@ -35,6 +36,10 @@ export const Run = defineEntity({
     /** The EMR cluster the run's steps run on (a transient one is started for the run when none is configured). */
     clusterId: p.string().length(64).nullable(),
     cancelledBy: p.string().length(64).nullable(),
+    /** A replay: the earlier run whose committed lake files the first stage of this run's plan reads. */
+    replayOf: () => p.manyToOne(Run).nullable().deleteRule('set null'),
+    /** The backfill that created this run, one of its windows. */
+    backfill: () => p.manyToOne(Backfill).nullable().deleteRule('set null'),
     ...lifecycleProperties,
     jobs: () => p.oneToMany(Job).mappedBy('run'),
   },

@@ -1,8 +1,10 @@
 // The committed migrations, oldest first. `npm run migration:create` regenerates this list.
 import { Migration20261123210527_initial } from './Migration20261123210527_initial.ts';
 import { Migration20261123231421_run_load_fields } from './Migration20261123231421_run_load_fields.ts';
+import { Migration20261124045748_replay_backfill } from './Migration20261124045748_replay_backfill.ts';
 
 export const MIGRATIONS = [
   { name: 'Migration20261123210527_initial', class: Migration20261123210527_initial },
   { name: 'Migration20261123231421_run_load_fields', class: Migration20261123231421_run_load_fields },
+  { name: 'Migration20261124045748_replay_backfill', class: Migration20261124045748_replay_backfill },
 ];

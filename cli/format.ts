@@ -1,0 +1,269 @@
+import { tableCounts, type StageView } from './stages.ts';
+import type { Backfill, Counts, ErrorInfo, Run, RunDetail, RunPage } from './types.ts';
+
+// Text for people: tables, one-line summaries and the stage lines. Nothing here writes or talks to the API.
+
+export const count = (n: number): string => n.toLocaleString('en-US');
+
+/** `0.8s`, `12s`, `3m04s`, `1h02m`. */
+export function duration(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  if (s < 10) return `${s.toFixed(1)}s`;
+  if (s < 60) return `${Math.floor(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** The time from `start` to `end` (or to `now` while it runs); empty before it starts. */
+export function span(start: number | string | null, end: number | string | null, now: number): string {
+  const from = typeof start === 'string' ? Date.parse(start) : start;
+  const to = typeof end === 'string' ? Date.parse(end) : end;
+  return from === null ? '' : duration((to ?? now) - from);
+}
+
+/** `2026-05-01 10:00:03Z`. */
+export const timestamp = (iso: string | null): string =>
+  iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+
+/** Columns padded to their widest cell; numbers (cells of digits and commas) are right-aligned. */
+export function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => /^[\d,]*$/.test(r[i] ?? '')));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+const sum = (rows: Record<string, number> | null): number | null =>
+  rows ? Object.values(rows).reduce((a, b) => a + b, 0) : null;
+const opt = (n: number | null): string => (n === null ? '' : count(n));
+
+export function runsTable(page: RunPage, now: number): string[] {
+  if (page.items.length === 0) return ['no runs'];
+  return table(
+    [
+      'ID',
+      'SOURCE',
+      'STATUS',
+      'STAGE',
+      'TRIGGER',
+      'ATTEMPT',
+      'FETCHED',
+      'VALID',
+      'REJECTED',
+      'ROWS',
+      'CREATED',
+      'TOOK',
+    ],
+    page.items.map((r) => [
+      String(r.id),
+      r.source,
+      r.status,
+      r.stage ?? '',
+      r.trigger,
+      String(r.attempt),
+      opt(r.counts.fetched),
+      opt(r.counts.valid),
+      opt(r.counts.rejected),
+      opt(sum(r.counts.rows)),
+      timestamp(r.createdAt),
+      span(r.startedAt, r.finishedAt, now),
+    ]),
+  );
+}
+
+/** `250 fetched, 248 valid, 2 rejected; rows orders 248, order_items 612`, or '' before anything counted. */
+export function countsLine(counts: Counts): string {
+  const records = [
+    counts.fetched === null ? '' : `${count(counts.fetched)} fetched`,
+    counts.valid === null ? '' : `${count(counts.valid)} valid`,
+    counts.rejected === null ? '' : `${count(counts.rejected)} rejected`,
+  ].filter(Boolean);
+  const rows = counts.rows && Object.keys(counts.rows).length > 0 ? `rows ${tableCounts(counts.rows)}` : '';
+  return [records.join(', '), rows].filter(Boolean).join('; ');
+}
+
+export const STATE_LABEL: Record<StageView['state'], string> = {
+  waiting: 'waiting',
+  running: 'running',
+  retrying: 'retrying',
+  done: 'done',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  skipped: 'not run',
+};
+
+/** Right of a stage's bar: `done        0.4s  250 fetched`: its state, its time, its records. */
+export function stageTail(view: StageView, now: number): string {
+  const extra = [
+    view.records,
+    view.attempt > 1 ? `attempt ${view.attempt} of ${view.maxAttempts}` : '',
+    (view.state === 'failed' || view.state === 'retrying') && view.error ? view.error.reason : '',
+  ].filter(Boolean);
+  const elapsed = span(view.startedAt, view.finishedAt, now);
+  return `${STATE_LABEL[view.state].padEnd(9)} ${elapsed.padStart(6)}  ${extra.join(' · ')}`.trimEnd();
+}
+
+/** Left of a stage's bar. */
+export const stageLabel = (view: StageView): string => `  ${view.stage.padEnd(9)}`;
+
+/** `transform_failed at stage transform (attempt 1): the transform fails on purpose`. */
+export function errorText(error: ErrorInfo): string {
+  const where = error.stage
+    ? ` at stage ${error.stage}${error.attempt === undefined ? '' : ` (attempt ${error.attempt})`}`
+    : '';
+  const http =
+    error.httpStatus === undefined ? '' : ` [HTTP ${error.httpStatus}${error.url ? ` ${error.url}` : ''}]`;
+  return `${error.reason}${where}: ${error.message}${http}`;
+}
+
+/** `run 12 (demo, manual, attempt 1): RUNNING at validate`. */
+export function runHeadline(run: Run): string {
+  const at = run.stage && !['COMPLETED', 'CANCELLED'].includes(run.status) ? ` at ${run.stage}` : '';
+  return `run ${run.id} (${run.source}, ${run.trigger}, attempt ${run.attempt}): ${run.status}${at}`;
+}
+
+/** Why a run is not moving: the runs it waits behind under its source's maxActiveRuns. */
+export function queuedLine(run: Run): string {
+  const behind = run.queuedBehind ?? [];
+  return behind.length === 0
+    ? ''
+    : `run ${run.id} is queued behind run${behind.length > 1 ? 's' : ''} ${behind.join(', ')} ` +
+        `(source ${run.source} is at its maxActiveRuns); it starts when a slot frees up`;
+}
+
+/** The end of a run as one or two lines: what it did, or why it did not finish. */
+export function outcomeLines(run: Run, cli: string): string[] {
+  const took = run.startedAt && run.finishedAt ? ` in ${span(run.startedAt, run.finishedAt, 0)}` : '';
+  const counts = countsLine(run.counts);
+  switch (run.status) {
+    case 'COMPLETED':
+      return [`run ${run.id} COMPLETED${took}${counts ? `: ${counts}` : ''}`];
+    case 'FAILED':
+      return [
+        `run ${run.id} FAILED${run.error ? `: ${errorText(run.error)}` : ''}`,
+        ...(run.error?.logs ? [`  logs: ${run.error.logs}`] : []),
+        `  retry it from the failed stage: ${cli} retry ${run.id}`,
+      ];
+    case 'CANCELLED':
+      // A plain cancel's error only repeats who cancelled; another (a deadline, say) says why.
+      return [
+        `run ${run.id} CANCELLED${run.cancelledBy ? ` by ${run.cancelledBy}` : ''}` +
+          `${run.error && run.error.reason !== 'cancelled' ? `: ${errorText(run.error)}` : ''}`,
+      ];
+    case 'PENDING':
+    case 'RUNNING':
+      return [runHeadline(run)];
+  }
+}
+
+/** `show`: the run, its stages (already rendered), its attempt history when there is one, and its files. */
+export function runDetailLines(run: RunDetail, stageLines: string[], now: number): string[] {
+  const params = run.params && Object.keys(run.params).length > 0 ? JSON.stringify(run.params) : '';
+  const counts = countsLine(run.counts);
+  const lines = [
+    runHeadline(run),
+    `  created ${timestamp(run.createdAt)} · started ${timestamp(run.startedAt)} · finished ${timestamp(run.finishedAt)}` +
+      (run.startedAt ? ` · took ${span(run.startedAt, run.finishedAt, now)}` : ''),
+    ...(params ? [`  params   ${params}`] : []),
+    ...(counts ? [`  counts   ${counts}`] : []),
+    ...(queuedLine(run) ? [`  ${queuedLine(run)}`] : []),
+    ...(run.cancelledBy ? [`  cancelled by ${run.cancelledBy}`] : []),
+    ...(run.error ? [`  error    ${errorText(run.error)}`] : []),
+    ...(run.error?.logs ? [`  logs     ${run.error.logs}`] : []),
+    'stages',
+    ...stageLines,
+  ];
+  const retried = run.attempt > 1 || run.jobs.some((j) => j.attempt > 1);
+  if (retried) {
+    lines.push('jobs');
+    lines.push(
+      ...table(
+        ['  JOB', 'STAGE', 'RUN ATTEMPT', 'STATUS', 'TRIES', 'TOOK', 'ERROR'],
+        run.jobs.map((j) => [
+          `  ${j.id}`,
+          j.stage,
+          String(j.runAttempt),
+          j.status,
+          `${j.attempt}/${j.maxAttempts}`,
+          span(j.startedAt, j.finishedAt, now),
+          j.error ? `${j.error.reason}: ${j.error.message}` : '',
+        ]),
+      ),
+    );
+  }
+  if (run.files.length > 0) {
+    const layers = new Map<string, { files: number; records: number }>();
+    for (const f of run.files) {
+      const l = layers.get(f.layer) ?? { files: 0, records: 0 };
+      l.files += 1;
+      l.records += f.records ?? 0;
+      layers.set(f.layer, l);
+    }
+    lines.push(
+      `files    ${[...layers]
+        .map(([layer, l]) => `${layer} ${l.files} (${count(l.records)} records)`)
+        .join(', ')}`,
+    );
+  }
+  return lines;
+}
+
+/** `3/10 windows finished · 2 running · 1 failed · 750 fetched · 12s`. */
+export function backfillText(b: Backfill, now: number): string {
+  const p = b.progress;
+  const done = p.completed + p.failed + p.cancelled;
+  const parts = [
+    `${done}/${p.total} windows finished`,
+    p.running ? `${p.running} running` : '',
+    p.pending ? `${p.pending} pending` : '',
+    p.failed ? `${p.failed} failed` : '',
+    p.cancelled ? `${p.cancelled} cancelled` : '',
+    b.counts.fetched === null ? '' : `${count(b.counts.fetched)} fetched`,
+    span(b.createdAt, b.finishedAt, now),
+  ];
+  return parts.filter(Boolean).join(' · ');
+}
+
+/** `backfill 5 of demo: 2026-01-01 → 2026-01-11 by P1D (10 windows): RUNNING`. */
+export function backfillHeadline(b: Backfill): string {
+  return `backfill ${b.id} of ${b.source}: ${b.from} → ${b.to} by ${b.step} (${b.progress.total} windows): ${b.status}`;
+}
+
+/** The end of a backfill: its counts, and each window that did not complete with its run. */
+export function backfillOutcomeLines(b: Backfill, cli: string): string[] {
+  const counts = countsLine(b.counts);
+  const lines = [
+    `backfill ${b.id} ${b.status}: ${b.progress.completed} of ${b.progress.total} windows completed` +
+      (counts ? `; ${counts}` : ''),
+  ];
+  const bad = b.runs.filter((r) => r.status === 'FAILED' || r.status === 'CANCELLED');
+  for (const r of bad) lines.push(`  window ${r.window.from} → ${r.window.to}: run ${r.id} ${r.status}`);
+  const failed = bad.find((r) => r.status === 'FAILED');
+  if (failed)
+    lines.push(`  see why with: ${cli} show ${failed.id} · retry a window with: ${cli} retry ${failed.id}`);
+  return lines;
+}
+
+export function backfillDetailLines(b: Backfill, now: number): string[] {
+  const counts = countsLine(b.counts);
+  return [
+    backfillHeadline(b),
+    `  created ${timestamp(b.createdAt)}${b.createdBy ? ` by ${b.createdBy}` : ''} · finished ${timestamp(b.finishedAt)}`,
+    `  ${backfillText(b, now)}`,
+    ...(counts ? [`  counts   ${counts}`] : []),
+    ...(b.runs.length > 0
+      ? [
+          'windows',
+          ...table(
+            ['  FROM', 'TO', 'RUN', 'STATUS', 'STAGE'],
+            b.runs.map((r) => [`  ${r.window.from}`, r.window.to, String(r.id), r.status, r.stage ?? '']),
+          ),
+        ]
+      : []),
+  ];
+}

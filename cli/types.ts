@@ -1,0 +1,101 @@
+// The API's views as the CLI reads them: only the fields it uses. The service's schemas
+// (service/api/schemas/) are the source of truth; the CLI is an HTTP client and imports nothing from it.
+
+export type Status = 'PENDING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+export const TERMINAL: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
+
+export interface ErrorInfo {
+  reason: string;
+  message: string;
+  stage?: string;
+  attempt?: number;
+  logs?: string;
+  httpStatus?: number;
+  url?: string;
+}
+
+export interface Counts {
+  fetched: number | null;
+  valid: number | null;
+  rejected: number | null;
+  rows: Record<string, number> | null;
+}
+
+export interface Run {
+  id: number;
+  source: string;
+  trigger: string;
+  status: Status;
+  plan: string[];
+  stage: string | null;
+  attempt: number;
+  params: Record<string, unknown> | null;
+  counts: Counts;
+  error: ErrorInfo | null;
+  cancelledBy: string | null;
+  queuedBehind?: number[];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  links: { self: string };
+}
+
+export interface Job {
+  id: number;
+  stage: string;
+  runAttempt: number;
+  status: Status;
+  attempt: number;
+  maxAttempts: number;
+  externalId: string | null;
+  metrics: Record<string, unknown> | null;
+  error: ErrorInfo | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface LakeFile {
+  uri: string;
+  layer: string;
+  table: string | null;
+  records: number | null;
+  bytes: number;
+}
+
+export interface RunDetail extends Run {
+  jobs: Job[];
+  files: LakeFile[];
+}
+
+export interface RunPage {
+  items: Run[];
+  nextCursor: string | null;
+}
+
+export type BackfillStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+export interface Backfill {
+  /** Opaque to the CLI: passed back in the URL as it came. */
+  id: number | string;
+  source: string;
+  from: string;
+  to: string;
+  step: string;
+  status: BackfillStatus;
+  progress: {
+    total: number;
+    pending: number;
+    running: number;
+    completed: number;
+    failed: number;
+    cancelled: number;
+  };
+  counts: Counts;
+  runs: { id: number; status: Status; stage: string | null; window: { from: string; to: string } }[];
+  createdBy: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  links: { self: string };
+}
