@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/mysql';
+import pLimit from 'p-limit';
 import type { Stage } from '../../contract/stages.ts';
 import type { SparkJob } from '../../contract/steps.ts';
 import { Job, Run } from '../state/entities/index.ts';
@@ -194,9 +195,6 @@ function latest(a: Date, b: Date | null | undefined): Date {
 
 /** Runs `task` over `items`, at most `limit` at once. */
 async function inPool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  const pool = pLimit(limit);
+  await Promise.all(items.map((item) => pool(() => task(item))));
 }
