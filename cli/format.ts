@@ -121,10 +121,15 @@ export function errorText(error: ErrorInfo): string {
   return `${error.reason}${where}: ${error.message}${http}`;
 }
 
-/** `run 12 (demo, manual, attempt 1): RUNNING at validate`. */
+/** `run 12 (demo, manual, attempt 1): RUNNING at validate`; a replay or a backfill's run says of what. */
 export function runHeadline(run: Run): string {
   const at = run.stage && !['COMPLETED', 'CANCELLED'].includes(run.status) ? ` at ${run.stage}` : '';
-  return `run ${run.id} (${run.source}, ${run.trigger}, attempt ${run.attempt}): ${run.status}${at}`;
+  const trigger = run.replayOf
+    ? `replay of run ${run.replayOf}`
+    : run.backfill
+      ? `backfill ${run.backfill}`
+      : run.trigger;
+  return `run ${run.id} (${run.source}, ${trigger}, attempt ${run.attempt}): ${run.status}${at}`;
 }
 
 /** Why a run is not moving: the runs it waits behind under its source's maxActiveRuns. */

@@ -34,6 +34,10 @@ export interface Run {
   counts: Counts;
   error: ErrorInfo | null;
   cancelledBy: string | null;
+  /** On a replay: the run whose lake files it read. */
+  replayOf?: number | null;
+  /** The backfill the run is a window of. */
+  backfill?: number | null;
   queuedBehind?: number[];
   createdAt: string;
   startedAt: string | null;
