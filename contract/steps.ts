@@ -81,6 +81,11 @@ export interface LoadSpec {
   /** The transform's manifest (a key); the step loads exactly the files it lists. */
   manifest: string;
   tables: Record<string, TableSpec>;
+  /**
+   * The parent column read from the source's cursor field, when it has one of a type that orders (a number, a
+   * date or a timestamp): the load never replaces a warehouse row whose cursor is greater than the staged one's.
+   */
+  cursorColumn: string | null;
   warehouse: {
     dialect: WarehouseDialect;
     /** A JDBC URL without credentials, e.g. jdbc:postgresql://127.0.0.1:5432/afluente. */
@@ -100,6 +105,11 @@ export interface LoadResult {
   runId: number;
   /** Rows merged into each target table by the committed load (the load ledger's rows). */
   rows: Record<string, number>;
+  /**
+   * Curated rows the load left out because the warehouse already held a newer version of their parent record
+   * (by `cursorColumn`): `rows` + `stale` = the curated rows, per table. Absent in a result from before it existed.
+   */
+  stale?: Record<string, number>;
   /** True when the ledger already held this run: the step changed nothing. */
   alreadyLoaded: boolean;
 }

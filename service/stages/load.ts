@@ -1,4 +1,5 @@
 import { runDate } from '../../contract/lake-layout.ts';
+import { parentTable, parseColumnType, type TableSpec } from '../../contract/source-config.ts';
 import {
   curatedManifestKey,
   loadResultKey,
@@ -28,11 +29,37 @@ export interface LoadStageDeps extends SparkStepDeps {
   releaseCluster?: (clusterId: string) => Promise<void>;
 }
 
+// Column types that order the same way in Spark and in both warehouses (text and json do not).
+const ORDERED_KINDS: ReadonlySet<string> = new Set([
+  'bigint',
+  'int',
+  'smallint',
+  'double',
+  'decimal',
+  'date',
+  'timestamp',
+]);
+
+/**
+ * The parent column read from exactly the source's cursor field, when its type orders: the load never replaces a
+ * warehouse row whose value there is greater than the run's. Null when there is no such column.
+ */
+export function cursorColumn(tables: Record<string, TableSpec>, cursorField: string | null): string | null {
+  if (!cursorField) return null;
+  const [, parent] = parentTable({ tables });
+  const found = Object.entries(parent.columns).find(
+    ([, column]) => column.path === cursorField && ORDERED_KINDS.has(parseColumnType(column.type).kind),
+  );
+  return found ? found[0] : null;
+}
+
 /**
  * The load stage: the load_warehouse Spark step merges the run's curated tables into the warehouse in one
  * transaction, with a row per table in the load ledger. The step writes its result only after that commit, so a
  * result already in the lake means the load committed (a redelivery after the commit reuses it); the ledger
- * makes a second run of the step change nothing.
+ * makes a second run of the step change nothing. A load never replaces a newer version of a record (by the
+ * cursor column): the rows it leaves out are its `stale` rows, and the merged plus the stale rows reconcile with
+ * the curated ones.
  */
 export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
   return async (ctx) => {
@@ -55,6 +82,11 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     let reused = true;
     if (!(await deps.lake.exists(resultAt))) {
       reused = false;
+      // The tables exactly as the transform split them, even if the sources file changed since.
+      const split = await readJson<TransformSpec>(
+        deps.lake,
+        stepSpecKey(source.name, input.dt, input.run, 'split_tables'),
+      );
       const spec: LoadSpec = {
         version: 1,
         job: 'load_warehouse',
@@ -64,13 +96,8 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         dt: input.dt,
         lakeRoot: deps.lake.root,
         manifest: manifestAt,
-        // The tables exactly as the transform split them, even if the sources file changed since.
-        tables: (
-          await readJson<TransformSpec>(
-            deps.lake,
-            stepSpecKey(source.name, input.dt, input.run, 'split_tables'),
-          )
-        ).tables,
+        tables: split.tables,
+        cursorColumn: cursorColumn(split.tables, split.cursorField),
         warehouse: deps.warehouse,
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');
@@ -91,12 +118,20 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     if (result.runId !== input.run) {
       throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${input.run}`);
     }
+    // A result written before `stale` existed left nothing out.
+    const stale = Object.fromEntries(Object.keys(manifest.tables).map((t) => [t, result.stale?.[t] ?? 0]));
     const rows = Object.fromEntries(Object.entries(manifest.tables).map(([t, v]) => [t, v.rows]));
-    const mismatched = Object.entries(rows).filter(([table, n]) => result.rows[table] !== n);
+    const mismatched = Object.entries(rows).filter(
+      ([table, n]) => (result.rows[table] ?? Number.NaN) + (stale[table] ?? 0) !== n,
+    );
     if (mismatched.length > 0) {
       throw new Error(
         `load of run ${ctx.run.id} does not reconcile with its curated tables: ` +
-          mismatched.map(([t, n]) => `${t} curated ${n}, loaded ${String(result.rows[t])}`).join('; '),
+          mismatched
+            .map(
+              ([t, n]) => `${t} curated ${n}, loaded ${String(result.rows[t])} + stale ${String(stale[t])}`,
+            )
+            .join('; '),
       );
     }
     const clusterId = (await deps.engine.clusterOf(ctx.run.id)) ?? ctx.run.clusterId;
@@ -109,6 +144,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       rows: result.rows,
       metrics: {
         rows: result.rows,
+        stale,
         // A replay that found the replayed run's load committed loaded nothing itself.
         alreadyLoaded: result.alreadyLoaded || (reused && input.run !== ctx.run.id),
         reused,

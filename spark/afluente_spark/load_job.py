@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from .errors import SpecError, StepError, java_message
 from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
-from .spec import Table, Tables, check_spec_header, load_result_key, read_tables, require
+from .spec import Table, Tables, check_spec_header, load_result_key, read_cursor_column, read_tables, require
 from .split_job import configure
 from .sql import DIALECTS, WarehouseSql, ident
 
@@ -135,6 +135,7 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
     root = lake_root or spec_root
     manifest_key = require(spec, "manifest", str, what)
     tables = read_tables(require(spec, "tables", dict, what))
+    cursor_column = read_cursor_column(spec, tables, what)
     warehouse = require(spec, "warehouse", dict, what)
     dialect = require(warehouse, "dialect", str, "the load spec's warehouse")
     if dialect not in DIALECTS:
@@ -149,7 +150,7 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
     lake = Lake(spark)
     manifest = _read_manifest(lake, root, manifest_key, run_id, tables)
     loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    sql = WarehouseSql(tables, dialect, schema, run_id, loaded_at)
+    sql = WarehouseSql(tables, dialect, schema, run_id, loaded_at, cursor_column)
     if dialect == "redshift" and not role_arn:
         raise SpecError("a redshift load needs warehouse.copyRoleArn")
 
@@ -161,21 +162,33 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
         ledger = connection.query(sql.select_ledger(), "read the load ledger")
         if ledger:
             rows = {str(name): int(count or 0) for name, count in ledger}
+            stale = _ledger_stale(sql, manifest, rows)
             already = True
         else:
-            rows = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password, role_arn)
+            rows, stale = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password,
+                                role_arn)
             already = False
     finally:
         connection.close()
 
-    result = {"version": 1, "stage": "load", "runId": run_id, "rows": rows, "alreadyLoaded": already}
+    result = {"version": 1, "stage": "load", "runId": run_id, "rows": rows, "stale": stale, "alreadyLoaded": already}
     lake.write_json(join(root, load_result_key(source, dt, run_id)), result)
     return result
 
 
+def _ledger_stale(sql: WarehouseSql, manifest: Mapping[str, Any], rows: Mapping[str, int]) -> Dict[str, int]:
+    """The stale rows of a load the ledger already holds. The ledger keeps only the rows merged, so with a cursor
+    column the stale rows are what the merge fell short of the curated rows; without one there were none."""
+    stale = {}
+    for table in sql.tables.all:
+        short = int(manifest["tables"][table.name].get("rows", 0)) - rows.get(table.name, 0)
+        stale[table.name] = max(0, short) if sql.cursor_column is not None else 0
+    return stale
+
+
 def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: WarehouseSql, manifest: Mapping[str, Any],
           root: str, spec_root: str, url: str, user: Optional[str], password: Optional[str],
-          role_arn: Optional[str]) -> Dict[str, int]:
+          role_arn: Optional[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
     tables = sql.tables
     try:
         # Staging is filled outside the transaction (Spark's JDBC writer commits per partition).
@@ -198,8 +211,11 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
                                    f"COPY into the staging table of {table.name}")
 
         rows: Dict[str, int] = {}
+        stale = {table.name: 0 for table in tables.all}
         connection.set_autocommit(False)
         try:
+            for name, (label, statement) in sql.drop_stale():
+                stale[name] = connection.execute(statement, label)
             for table in tables.all:
                 for label, statement in sql.merge(table):
                     count = connection.execute(statement, label)
@@ -219,7 +235,7 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
                 connection.set_autocommit(True)
             except Py4JJavaError:
                 pass
-        return rows
+        return rows, stale
     finally:
         for table in tables.all:
             try:

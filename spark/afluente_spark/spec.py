@@ -18,6 +18,8 @@ EXTRA_COLUMN = "_extra"
 INDEX_TYPE = "int"
 
 SCALAR_TYPES = ("bigint", "int", "smallint", "string", "boolean", "double", "date", "timestamp", "json")
+# Kinds whose values order the same way in Spark and in both warehouses (text and json do not).
+ORDERED_KINDS = ("bigint", "int", "smallint", "double", "decimal", "date", "timestamp")
 DECIMAL_MAX_PRECISION = 38
 UNKNOWN_FIELDS_MODES = ("ignore", "keep", "reject")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -227,6 +229,23 @@ def _read_table(name: str, spec: Any) -> Table:
         columns=tuple(columns),
         unknown_fields=unknown,
     )
+
+
+def read_cursor_column(spec: Mapping[str, Any], tables: Tables, what: str) -> Optional[str]:
+    """A load spec's cursorColumn: null (or absent, from an older service), or an ordered parent column."""
+    name = spec.get("cursorColumn")
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise SpecError(f"{what}: 'cursorColumn' must be a column name or null")
+    parent = tables.parent
+    try:
+        kind = parent.get_type(name).kind
+    except KeyError:
+        raise SpecError(f"{what}: 'cursorColumn' {name!r} is not a column of table {parent.name}") from None
+    if kind not in ORDERED_KINDS:
+        raise SpecError(f"{what}: 'cursorColumn' {name!r} is {kind}, not one of {', '.join(ORDERED_KINDS)}")
+    return name
 
 
 def require(doc: Mapping[str, Any], field: str, kind: Any, what: str) -> Any:

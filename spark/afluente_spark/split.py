@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from .errors import SpecError
 from .schema import raw_arrays_schema, record_schema
-from .spec import EXTRA_COLUMN, Table, Tables
+from .spec import EXTRA_COLUMN, ORDERED_KINDS, Table, Tables
 
 LINE = "value"
 FILE = "_afl_file"
@@ -29,9 +29,6 @@ ELEM_POS = "_afl_elem_pos"
 ELEM = "_afl_elem"
 CURSOR_TEXT = "_afl_cursor_text"
 CORRUPT = "_afl_corrupt"
-
-# Cursor columns of these types order by their typed value; others are compared as text (see cursor_order).
-_ORDERED_KINDS = ("bigint", "int", "smallint", "double", "decimal", "date", "timestamp")
 
 
 def json_path(segments: Sequence[str], root: str = "$") -> str:
@@ -156,7 +153,8 @@ class SplitPlan:
         if self.cursor is None:
             return []
         name = self.cursor_column
-        if name is not None and self.tables.parent.get_type(name).kind in _ORDERED_KINDS:
+        # Cursor columns of these types order by their typed value; others are compared as text (see cursor_order).
+        if name is not None and self.tables.parent.get_type(name).kind in ORDERED_KINDS:
             return ["_afl_cursor_value"]
         return ["_afl_cursor_num", "_afl_cursor_ts", CURSOR_TEXT]
 
@@ -191,7 +189,7 @@ def parse_records(lines: DataFrame, plan: SplitPlan, mode: str = "FAILFAST") -> 
         name = plan.cursor_column
         if name is not None:
             cursor = _field(F.col(REC), plan.cursor)
-            if parent.get_type(name).kind in _ORDERED_KINDS:
+            if parent.get_type(name).kind in ORDERED_KINDS:
                 selected.append(cursor.alias("_afl_cursor_value"))
             else:
                 selected.append(cursor.cast("string").alias(CURSOR_TEXT))

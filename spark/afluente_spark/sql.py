@@ -6,7 +6,7 @@ tests, and the Redshift ones are parsed with sqlglot's redshift dialect. Identif
 from __future__ import annotations
 
 import hashlib
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .errors import SpecError
 from .spec import ColumnType, OutputColumn, Table, Tables
@@ -98,9 +98,11 @@ def staging_table(run_id: int, table: str) -> str:
 class WarehouseSql:
     """The statements of one load: a run's tables into one schema of one dialect."""
 
-    def __init__(self, tables: Tables, dialect: str, schema: str, run_id: int, loaded_at: str) -> None:
+    def __init__(self, tables: Tables, dialect: str, schema: str, run_id: int, loaded_at: str,
+                 cursor_column: Optional[str] = None) -> None:
         _check_dialect(dialect)
         self.tables = tables
+        self.cursor_column = cursor_column  # a parent column; when set, a load never replaces a newer row
         self.dialect = dialect
         self.schema = schema
         self.run_id = int(run_id)
@@ -202,6 +204,37 @@ class WarehouseSql:
             for t, s in pairs
         ]
         return " AND ".join(conditions)
+
+    def drop_stale(self) -> List[Tuple[str, Statement]]:
+        """Before the merge: remove from staging the parent rows whose target row has a greater cursor (a load
+        of older data, committing after a newer one), and those rows' children first, while the parent staging
+        still has them to join on. A NULL cursor on either side compares as unknown, so the staged row stays.
+        Each statement comes with its table: the statement's count is that table's stale rows."""
+        if self.cursor_column is None:
+            return []
+        parent = self.tables.parent
+        cursor = ident(self.cursor_column)
+        staged_cursor = staged_value(f"{ident(staging_table(self.run_id, parent.name))}.{cursor}",
+                                     parent.get_type(self.cursor_column), self.dialect)
+        same_key = self._match(parent, [(k, k) for k in parent.key], parent)
+        newer = f"{same_key} AND {ident(parent.name)}.{cursor} > {staged_cursor}"
+        statements: List[Tuple[str, Statement]] = []
+        for child in self.tables.children:
+            of_parent = " AND ".join(
+                f"{ident(staging_table(self.run_id, child.name))}.{ident(c)} = "
+                f"{ident(staging_table(self.run_id, parent.name))}.{ident(p)}"
+                for c, p in child.parent_key
+            )
+            statements.append((child.name, (
+                f"stale rows of {child.name}",
+                f"DELETE FROM {self.staging(child)} USING {self.staging(parent)}, {self.target(parent)} "
+                f"WHERE {of_parent} AND {newer}",
+            )))
+        statements.append((parent.name, (
+            f"stale rows of {parent.name}",
+            f"DELETE FROM {self.staging(parent)} USING {self.target(parent)} WHERE {newer}",
+        )))
+        return statements
 
     def merge(self, table: Table) -> List[Statement]:
         """The parent: replace the rows whose key is in the run. A child: remove every row of the run's parents

@@ -185,7 +185,8 @@ class Pg:
         self.conn.execute(sql)
 
 
-def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
+              cursor_column: Optional[str] = None) -> Dict[str, Any]:
     return {
         "version": 1,
         "job": "load_warehouse",
@@ -196,15 +197,17 @@ def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] 
         "lakeRoot": lake.root,
         "manifest": manifest_key(run_id),
         "tables": tables if tables is not None else demo_tables(),
+        "cursorColumn": cursor_column,
         "warehouse": {"dialect": "postgres", "jdbcUrl": pg.url, "user": "postgres", "schema": pg.schema,
                       "copyRoleArn": None},
     }
 
 
-def load(spark: Any, lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def load(spark: Any, lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
+         cursor_column: Optional[str] = None) -> Dict[str, Any]:
     from afluente_spark.load_job import run_load
 
-    return run_load(spark, load_spec(lake, run_id, pg, tables))
+    return run_load(spark, load_spec(lake, run_id, pg, tables, cursor_column))
 
 
 # Raw JSON lines for the typed load test: exact big numbers, unicode (emoji, CJK, combining accents, RTL,

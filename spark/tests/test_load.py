@@ -49,7 +49,7 @@ def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, lake, pg
     result = load(spark, lake, 1, pg, TYPED)
 
     assert result == {"version": 1, "stage": "load", "runId": 1, "rows": {"things": 3, "thing_labels": 4},
-                      "alreadyLoaded": False}
+                      "stale": {"things": 0, "thing_labels": 0}, "alreadyLoaded": False}
     assert lake.read_json(RESULT_KEY.format(1)) == result
     assert manifest["tables"]["things"]["rows"] == 3
     got = pg.rows("things", "id, big, wide, money, name, small, ratio, ok, day, at, doc, _extra, _afluente_run_id")
@@ -132,6 +132,65 @@ def test_an_updated_record_replaces_its_row_and_its_children(spark, lake, pg):
     assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "1, 2") == [
         (1, "order_items", 5), (1, "order_tags", 4), (1, "orders", 2),
         (2, "order_items", 2), (2, "order_tags", 0), (2, "orders", 1)]
+
+
+def test_an_older_load_never_replaces_newer_rows_or_their_children(spark, lake, pg):
+    # Run 1 read older versions, but its load commits after run 2's (a retry, a replay, overlapping runs).
+    old = split(spark, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T12, status="cancelled",
+                                                                               items=[], tags=[]),
+                                  order(3, updated_at=T10)]])
+    split(spark, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=["late"]),
+                            order(2, updated_at=T12, status="shipped")]])
+    load(spark, lake, 2, pg, cursor_column="updated_at")
+
+    result = load(spark, lake, 1, pg, cursor_column="updated_at")
+    # Order 1 is stale with its 3 items and 2 tags; order 2 has an equal cursor, so it replaces; order 3 is new.
+    assert result["stale"] == {"orders": 1, "order_items": 3, "order_tags": 2}
+    assert result["rows"] == {"orders": 2, "order_items": 2, "order_tags": 2}
+    for table, curated in old["tables"].items():
+        assert result["rows"][table] + result["stale"][table] == curated["rows"]
+    assert pg.rows("orders", "id, status, updated_at, _afluente_run_id") == [
+        (1, "shipped", datetime.datetime(2026, 11, 23, 12, 0), 2),
+        (2, "cancelled", datetime.datetime(2026, 11, 23, 12, 0), 1),
+        (3, "paid", datetime.datetime(2026, 11, 23, 10, 0), 1)]
+    assert pg.rows("order_items", "order_id, line, sku, _afluente_run_id", "1, 2") == [
+        (1, 1, "S1", 2), (1, 2, "S2", 2), (3, 1, "A-1", 1), (3, 2, "B-2", 1)]
+    assert pg.rows("order_tags", "order_id, position, value, _afluente_run_id", "1, 2") == [
+        (1, 0, "late", 2), (3, 0, "new", 1), (3, 1, "gift", 1)]
+    assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "1, 2") == [
+        (1, "order_items", 2), (1, "order_tags", 2), (1, "orders", 2),
+        (2, "order_items", 4), (2, "order_tags", 3), (2, "orders", 2)]
+    assert staging_tables(pg) == []
+
+    # A second run of the load finds it in the ledger, changes nothing, and reports the same counts.
+    before = {t: pg.rows(t) for t in ("orders", "order_items", "order_tags")}
+    again = load(spark, lake, 1, pg, cursor_column="updated_at")
+    assert again == {**result, "alreadyLoaded": True}
+    assert {t: pg.rows(t) for t in before} == before
+
+
+def test_a_null_cursor_on_either_side_lets_the_staged_row_win(spark, lake, pg):
+    split(spark, lake, 1, [[order(1, updated_at=None, status="first"), order(2, updated_at=T12, status="first")]])
+    load(spark, lake, 1, pg, cursor_column="updated_at")
+    split(spark, lake, 2, [[order(1, updated_at=T10, status="second"), order(2, updated_at=None, status="second")]])
+    result = load(spark, lake, 2, pg, cursor_column="updated_at")
+
+    assert result["stale"] == {"orders": 0, "order_items": 0, "order_tags": 0}
+    assert result["rows"] == {"orders": 2, "order_items": 4, "order_tags": 4}
+    assert pg.rows("orders", "id, status, _afluente_run_id") == [(1, "second", 2), (2, "second", 2)]
+    assert pg.rows("order_items", "DISTINCT _afluente_run_id") == [(2,)]
+
+
+def test_without_a_cursor_column_the_last_load_wins(spark, lake, pg):
+    split(spark, lake, 1, [[order(1, updated_at=T10, status="old")]])
+    split(spark, lake, 2, [[order(1, updated_at=T12, status="new")]])
+    load(spark, lake, 2, pg)
+    result = load(spark, lake, 1, pg)
+
+    assert result["stale"] == {"orders": 0, "order_items": 0, "order_tags": 0}
+    assert result["rows"] == {"orders": 1, "order_items": 2, "order_tags": 2}
+    assert pg.rows("orders", "id, status, _afluente_run_id") == [(1, "old", 1)]
+    assert pg.rows("order_items", "DISTINCT _afluente_run_id") == [(1,)]
 
 
 TRICKY = ["", "  padded  ", 'say "hi", then, go', "two\nlines\r\nand more", "back\\slash \\N", "\\.", "NULL", ","]

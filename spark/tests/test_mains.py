@@ -54,6 +54,7 @@ def test_split_tables_and_load_warehouse_run_through_spark_submit(lake, pg):
         "version": 1, "job": "load_warehouse", "runId": 5, "jobId": 51, "source": SOURCE, "dt": DT,
         # The runner may stage the lake elsewhere: --lake-root wins over the spec's lakeRoot.
         "lakeRoot": "file:///nonexistent/lake", "manifest": manifest_key(5), "tables": demo_tables(),
+        "cursorColumn": "updated_at",
         "warehouse": {"dialect": "postgres", "jdbcUrl": pg.url, "user": "postgres", "schema": pg.schema,
                       "copyRoleArn": None},
     }
@@ -63,6 +64,7 @@ def test_split_tables_and_load_warehouse_run_through_spark_submit(lake, pg):
     assert "unused-by-trust-auth" not in loaded.stdout + loaded.stderr
     result = lake.read_json(step + "load_warehouse.result.json")
     assert result == {"version": 1, "stage": "load", "runId": 5, "alreadyLoaded": False,
-                      "rows": {"orders": 2, "order_items": 2, "order_tags": 4}}
+                      "rows": {"orders": 2, "order_items": 2, "order_tags": 4},
+                      "stale": {"orders": 0, "order_items": 0, "order_tags": 0}}
     assert pg.rows("orders", "id, total::text") == [(1, "25.50"), (2, "25.50")]
     assert pg.rows("order_items", "order_id, line, sku", "1, 2") == [(1, 1, "A-1"), (1, 2, "B-2")]

@@ -9,7 +9,7 @@ from helpers import DEMO_TABLES, demo_tables
 from afluente_spark.diagnose import explain, fits
 from afluente_spark.errors import SpecError
 from afluente_spark.schema import record_schema
-from afluente_spark.spec import ColumnType, read_tables
+from afluente_spark.spec import ColumnType, read_cursor_column, read_tables
 
 
 def test_output_columns_put_parent_key_and_index_first_and_extra_last():
@@ -57,6 +57,20 @@ def test_malformed_tables_fail_with_a_message(change, message):
     change(tables)
     with pytest.raises(SpecError, match=message):
         read_tables(tables)
+
+
+def test_a_load_specs_cursor_column_is_an_ordered_parent_column_or_null():
+    tables = read_tables(DEMO_TABLES)
+    assert read_cursor_column({"cursorColumn": "updated_at"}, tables, "the load spec") == "updated_at"
+    assert read_cursor_column({"cursorColumn": None}, tables, "the load spec") is None
+    assert read_cursor_column({}, tables, "the load spec") is None  # a spec from before the field existed
+    with pytest.raises(SpecError, match=r"the load spec: 'cursorColumn' must be a column name or null"):
+        read_cursor_column({"cursorColumn": 3}, tables, "the load spec")
+    with pytest.raises(SpecError, match=r"'cursorColumn' 'line' is not a column of table orders"):
+        read_cursor_column({"cursorColumn": "line"}, tables, "the load spec")
+    # Text orders differently in Spark and in the warehouse, so it cannot decide which version is newer.
+    with pytest.raises(SpecError, match=r"'cursorColumn' 'status' is string, not one of bigint, "):
+        read_cursor_column({"cursorColumn": "status"}, tables, "the load spec")
 
 
 def test_fits_follows_sparks_json_reader():

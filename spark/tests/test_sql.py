@@ -71,13 +71,14 @@ WIDE = {
 
 
 def redshift_statements():
-    sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000")
+    sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000", "updated_at")
     statements = list(sql.setup()) + [("select ledger", sql.select_ledger())]
     copies = []
     for table in sql.tables.all:
         statements += sql.staging_statements(table)
         copies.append(sql.copy(table, f"s3://lake-bucket/curated/{table.name}/dt=2026-11-23/run=1234/",
                                "arn:aws:iam::123456789012:role/afluente-copy"))
+    statements += [statement for _, statement in sql.drop_stale()]
     for table in sql.tables.all:
         statements += sql.merge(table)
     statements += [(f"ledger {t.name}", sql.insert_ledger(t, 10)) for t in sql.tables.all]
@@ -96,6 +97,7 @@ EXPECTED_KINDS = {
     "delete from": exp.Delete,
     "insert into": exp.Insert,
     "ledger": exp.Insert,
+    "stale rows of": exp.Delete,
 }
 
 
@@ -111,6 +113,7 @@ def test_every_redshift_statement_parses_with_sqlglot_redshift():
     merges = [s for label, s in statements if label.startswith(("insert into", "delete from"))]
     assert all("JSON_PARSE" in s for s in merges if "order_events" in s and s.startswith("INSERT"))
     assert not any("DISTINCT ON" in s or "TRUNCATE" in s for _, s in statements)
+    assert sum(label.startswith("stale rows of") for label, _ in statements) == 4
 
 
 def test_redshift_types_survive_the_parse():
@@ -158,3 +161,22 @@ def test_postgres_merge_casts_staged_text_columns():
     assert delete == ('DELETE FROM "s"."order_items" USING "s"."_afl_stg_5_orders" '
                       'WHERE "order_items"."order_id" = "_afl_stg_5_orders"."id"')
     assert sql.create_staging(sql.tables.parent).startswith('CREATE UNLOGGED TABLE "s"."_afl_stg_5_orders" (')
+
+
+def test_the_stale_rows_statements_drop_children_first_and_compare_typed_cursors():
+    sql = WarehouseSql(read_tables(WIDE), "postgres", "s", 5, "2026-11-23 10:00:00.000000", "updated_at")
+    statements = sql.drop_stale()
+    assert [table for table, _ in statements] == ["order_items", "order_tags", "order_events", "orders"]
+    assert dict(statements)["order_items"] == (
+        "stale rows of order_items",
+        'DELETE FROM "s"."_afl_stg_5_order_items" USING "s"."_afl_stg_5_orders", "s"."orders" '
+        'WHERE "_afl_stg_5_order_items"."order_id" = "_afl_stg_5_orders"."id" '
+        'AND "orders"."id" = "_afl_stg_5_orders"."id" '
+        'AND "orders"."updated_at" > CAST("_afl_stg_5_orders"."updated_at" AS TIMESTAMP)')
+    assert dict(statements)["orders"] == (
+        "stale rows of orders",
+        'DELETE FROM "s"."_afl_stg_5_orders" USING "s"."orders" WHERE "orders"."id" = "_afl_stg_5_orders"."id" '
+        'AND "orders"."updated_at" > CAST("_afl_stg_5_orders"."updated_at" AS TIMESTAMP)')
+    redshift = WarehouseSql(read_tables(WIDE), "redshift", "s", 5, "2026-11-23 10:00:00.000000", "updated_at")
+    assert dict(redshift.drop_stale())["orders"][1].endswith('"orders"."updated_at" > "_afl_stg_5_orders"."updated_at"')
+    assert WarehouseSql(read_tables(WIDE), "postgres", "s", 5, "2026-11-23 10:00:00.000000").drop_stale() == []
