@@ -14,6 +14,7 @@ import { Job, Run } from '../../service/state/entities/index.ts';
 import { demoSourcesAt, startTestApp, type TestApp } from '../support/app.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { waitFor } from '../support/wait.ts';
+import { successRecord } from '../support/lambda-destination.ts';
 
 // The AWS invocation path end to end: the service invokes with InvocationType Event, the result comes back as a
 // Lambda destination record on an SQS queue (moto's, over HTTP), the service's SQS consumer hands it to the
@@ -66,23 +67,9 @@ function fakeLambda(invocations: string[]): LambdaClient {
       setImmediate(() => {
         void (async () => {
           const result = await HANDLERS[FunctionName]!(request as never);
-          const record = {
-            version: '1.0',
-            timestamp: new Date().toISOString(),
-            requestContext: {
-              requestId: randomUUID(),
-              functionArn: `arn:aws:lambda:us-east-1:123456789012:function:${FunctionName}:$LATEST`,
-              condition: 'Success',
-              approximateInvokeCount: 1,
-            },
-            requestPayload: request,
-            responseContext: { statusCode: 200, executedVersion: '$LATEST' },
-            responsePayload: result,
-          };
+          const record = successRecord(FunctionName, request, result);
           for (let copy = 0; copy < 2; copy++)
-            await sqs.send(
-              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(record) }),
-            );
+            await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: record }));
         })();
       });
       return { StatusCode: 202 };

@@ -26,6 +26,7 @@ import { motoEmr, type MotoEmr } from '../support/emr.ts';
 import { OTHER_TOKEN, TOKEN } from '../support/env.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { waitFor } from '../support/wait.ts';
+import { successRecord } from '../support/lambda-destination.ts';
 
 // POST /runs/:id/cancel in every stage, with the real stage handlers: the ingest and validate Lambdas (local child
 // processes, or the AWS path with results over SQS), the Spark steps with the real spark-submit, the load into the
@@ -465,20 +466,8 @@ describe('cancel on the AWS path: results over SQS (moto), Spark steps on EMR (m
         const done = (async () => {
           await sleep(0);
           const result = await HANDLERS[FunctionName]!(payload as never);
-          const record = {
-            version: '1.0',
-            timestamp: new Date().toISOString(),
-            requestContext: {
-              requestId: randomUUID(),
-              functionArn: `arn:aws:lambda:us-east-1:123456789012:function:${FunctionName}:$LATEST`,
-              condition: 'Success',
-              approximateInvokeCount: 1,
-            },
-            requestPayload: payload,
-            responseContext: { statusCode: 200, executedVersion: '$LATEST' },
-            responsePayload: result,
-          };
-          await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(record) }));
+          const record = successRecord(FunctionName, payload, result);
+          await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: record }));
         })();
         invocations.set(payload.invocationId, done);
         return { StatusCode: 202 };

@@ -1,12 +1,13 @@
 // Per-stage deadlines (a source's `deadlineSeconds`), on the real MariaDB, Redis and moto's EMR: the reconciler
 // fails a stage still open past its deadline, with its run, removes its queued retry, cancels its Spark step,
 // and the worker running it stops without recording anything more.
-import { EMRClient, AddJobFlowStepsCommand, RunJobFlowCommand } from '@aws-sdk/client-emr';
+import type { EMRClient } from '@aws-sdk/client-emr';
+import { AddJobFlowStepsCommand, RunJobFlowCommand } from '@aws-sdk/client-emr';
 import type { EntityManager } from '@mikro-orm/mysql';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Stage } from '../../contract/stages.ts';
-import { JOB_CATALOG, type JobCatalog } from '../../service/orchestration/catalog.ts';
+import type { JobCatalog } from '../../service/orchestration/catalog.ts';
 import {
   StageError,
   type StageHandlers,
@@ -14,18 +15,14 @@ import {
 } from '../../service/orchestration/stage-handler.ts';
 import { Job, Run } from '../../service/state/entities/index.ts';
 import { startTestApp, withDeadlines, type TestApp } from '../support/app.ts';
-import { motoEmr } from '../support/emr.ts';
+import { motoEmr, emrClientFor } from '../support/emr.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { waitFor } from '../support/wait.ts';
+import { FAST_CATALOG } from '../support/catalog.ts';
 import { TOKEN } from '../support/env.ts';
 
 // Short backoffs so a retry is not what ends a test; every stage gets a stand-in handler.
-const FAST: JobCatalog = Object.fromEntries(
-  Object.entries(JOB_CATALOG).map(([stage, e]) => [
-    stage,
-    { ...e, attempts: 2, backoff: { type: 'fixed', delay: 20 } },
-  ]),
-) as JobCatalog;
+const FAST = FAST_CATALOG;
 
 /** Handlers that record which stages ran, and succeed. */
 function recording(seen: Stage[]): StageHandlers {
@@ -247,11 +244,7 @@ describe('a Spark stage past its deadline on EMR', () => {
   let admin: EMRClient;
   beforeAll(async () => {
     moto = await startMoto();
-    admin = new EMRClient({
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    admin = emrClientFor(moto);
   });
   afterAll(async () => {
     admin?.destroy();

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/mysql';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Stage } from '../../contract/stages.ts';
-import { JOB_CATALOG, type JobCatalog } from '../../service/orchestration/catalog.ts';
+import type { JobCatalog } from '../../service/orchestration/catalog.ts';
 import {
   NonRetryableError,
   StageError,
@@ -12,14 +12,10 @@ import { openOrm } from '../../service/state/orm.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { testConfig } from '../support/env.ts';
 import { waitFor } from '../support/wait.ts';
+import { FAST_CATALOG } from '../support/catalog.ts';
 
 // Short backoffs and timeouts so retries and deadlines happen within a test.
-const FAST: JobCatalog = Object.fromEntries(
-  Object.entries(JOB_CATALOG).map(([stage, e]) => [
-    stage,
-    { ...e, attempts: 2, backoff: { type: 'fixed', delay: 20 } },
-  ]),
-) as JobCatalog;
+const FAST = FAST_CATALOG;
 
 const ok =
   (counts: Record<string, number> = {}) =>

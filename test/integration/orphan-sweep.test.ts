@@ -6,10 +6,10 @@
 // step-runner-emr.test.ts) answers CancelSteps on the sweeping runner's client and reports the cancelled steps'
 // states, and nothing else. Clusters are moto's own: TerminateJobFlows, and their state read back with
 // DescribeCluster.
+import type { EMRClient } from '@aws-sdk/client-emr';
 import {
   AddJobFlowStepsCommand,
   DescribeClusterCommand,
-  EMRClient,
   RunJobFlowCommand,
   type CancelStepsCommandInput,
 } from '@aws-sdk/client-emr';
@@ -34,7 +34,7 @@ import { openStepRunner } from '../../service/steps/open-runner.ts';
 import { groupAlive } from '../../service/steps/process-group.ts';
 import { stepName, type StepHandle, type StepRunner } from '../../service/steps/step-runner.ts';
 import { startTestApp, withMaxActiveRuns, type TestApp } from '../support/app.ts';
-import { motoEmr, type MotoEmr } from '../support/emr.ts';
+import { motoEmr, type MotoEmr, emrClientFor } from '../support/emr.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { stepRequest } from '../support/steps.ts';
 import { waitFor } from '../support/wait.ts';
@@ -49,12 +49,7 @@ let t: TestApp;
 
 beforeAll(async () => {
   moto = await startMoto();
-  // A plain client: what the test itself reads or adds goes straight to moto (which takes any credentials).
-  admin = new EMRClient({
-    endpoint: moto.endpoint,
-    region: moto.region,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
+  admin = emrClientFor(moto);
   t = await startTestApp({ env: { AFLUENTE_ROLES: 'api' }, sources: await withMaxActiveRuns(100) });
 });
 afterAll(async () => {

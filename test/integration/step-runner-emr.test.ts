@@ -1,7 +1,7 @@
+import type { EMRClient } from '@aws-sdk/client-emr';
 import {
   AddJobFlowStepsCommand,
   DescribeClusterCommand,
-  EMRClient,
   ListStepsCommand,
   RunJobFlowCommand,
   type AddJobFlowStepsCommandInput,
@@ -19,7 +19,7 @@ import { createLogger } from '../../service/observability/logger.ts';
 import { EmrStepRunner } from '../../service/steps/emr-runner.ts';
 import { openStepRunner } from '../../service/steps/open-runner.ts';
 import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
-import { motoEmr, type MotoEmr } from '../support/emr.ts';
+import { motoEmr, type MotoEmr, emrClientFor } from '../support/emr.ts';
 import { stepRequest } from '../support/steps.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 
@@ -37,12 +37,7 @@ let admin: EMRClient;
 
 beforeAll(async () => {
   moto = await startMoto();
-  // A plain client: what the test itself reads or adds goes straight to moto (which takes any credentials).
-  admin = new EMRClient({
-    endpoint: moto.endpoint,
-    region: moto.region,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
+  admin = emrClientFor(moto);
 });
 afterAll(async () => {
   admin?.destroy();

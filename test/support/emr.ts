@@ -9,6 +9,16 @@ import {
 } from '@aws-sdk/client-emr';
 import type { Moto } from './moto.ts';
 
+/** A plain EMR client for moto: what a test itself reads or adds goes straight to moto. */
+export function emrClientFor(moto: Moto): EMRClient {
+  // moto takes any; never real credentials here.
+  return new EMRClient({
+    endpoint: moto.endpoint,
+    region: moto.region,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+}
+
 /** What EMR would report for a step, where moto can't. */
 export interface AdvancedStep {
   State: StepState;
@@ -34,12 +44,7 @@ export interface MotoEmr {
  * Everything else (RunJobFlow, AddJobFlowSteps, ListSteps, DescribeStep, ...) is moto's own.
  */
 export function motoEmr(moto: Moto, { cancelAfterMs = 300 }: { cancelAfterMs?: number } = {}): MotoEmr {
-  const client = new EMRClient({
-    endpoint: moto.endpoint,
-    region: moto.region,
-    // moto takes any; never real credentials here.
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  });
+  const client = emrClientFor(moto);
   const calls: MotoEmr['calls'] = [];
   const advanced = new Map<string, AdvancedStep>();
   const patch = (step: { Id?: string; Status?: object } | undefined): void => {
