@@ -66,11 +66,19 @@ export class ApiClient {
     return `${this.baseUrl}${path.startsWith('/') ? '' : '/'}${path}`;
   }
 
-  createRun(source: string, params: CreateRunParams, idempotencyKey?: string): Promise<Run> {
+  createRun(
+    source: string,
+    params: CreateRunParams,
+    options: { idempotencyKey?: string; engine?: string } = {},
+  ): Promise<Run> {
     const hasParams = Object.keys(params).length > 0;
     return this.#send<Run>('POST', '/runs', {
-      body: { source, ...(hasParams ? { params } : {}) },
-      headers: idempotencyKey ? { 'idempotency-key': idempotencyKey } : {},
+      body: {
+        source,
+        ...(hasParams ? { params } : {}),
+        ...(options.engine ? { engine: options.engine } : {}),
+      },
+      headers: options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {},
     });
   }
 
@@ -91,8 +99,8 @@ export class ApiClient {
     return this.#send<Run>('POST', `/runs/${id}/cancel`, reason === undefined ? {} : { body: { reason } });
   }
 
-  retryRun(id: number): Promise<Run> {
-    return this.#send<Run>('POST', `/runs/${id}/retry`);
+  retryRun(id: number, engine?: string): Promise<Run> {
+    return this.#send<Run>('POST', `/runs/${id}/retry`, engine === undefined ? {} : { body: { engine } });
   }
 
   createBackfill(source: string, window: { from: string; to: string; step: string }): Promise<Backfill> {

@@ -81,13 +81,16 @@ async function followRun(ctx: Context, id: number): Promise<number> {
 export async function run(
   ctx: Context,
   source: string,
-  options: CreateRunParams & { idempotencyKey?: string; wait?: boolean },
+  options: CreateRunParams & { idempotencyKey?: string; engine?: string; wait?: boolean },
 ): Promise<number> {
   const params: CreateRunParams = {};
   if (options.from !== undefined) params.from = options.from;
   if (options.to !== undefined) params.to = options.to;
   if (options.cursor !== undefined) params.cursor = options.cursor;
-  const created = await ctx.client.createRun(source, params, options.idempotencyKey);
+  const created = await ctx.client.createRun(source, params, {
+    ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
+  });
   if (!ctx.json) {
     print(ctx, `run ${created.id} of ${created.source} created: ${ctx.client.url(created.links.self)}`);
     const queued = queuedLine(created);
@@ -138,13 +141,18 @@ export async function cancel(ctx: Context, id: number, reason?: string): Promise
   return EXIT.ok;
 }
 
-export async function retry(ctx: Context, id: number, options: { wait?: boolean }): Promise<number> {
-  const run = await ctx.client.retryRun(id);
+export async function retry(
+  ctx: Context,
+  id: number,
+  options: { engine?: string; wait?: boolean },
+): Promise<number> {
+  const run = await ctx.client.retryRun(id, options.engine);
   if (!ctx.json)
     print(
       ctx,
       `run ${run.id} retried as attempt ${run.attempt}` +
-        `${run.stage ? ` from stage ${run.stage}` : ''}: ${ctx.client.url(run.links.self)}`,
+        `${run.stage ? ` from stage ${run.stage}` : ''}` +
+        `${options.engine ? ` on engine ${options.engine}` : ''}: ${ctx.client.url(run.links.self)}`,
     );
   if (options.wait) return followRun(ctx, run.id);
   if (ctx.json) printJson(ctx, run);

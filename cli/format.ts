@@ -100,6 +100,7 @@ export const STATE_LABEL: Record<StageView['state'], string> = {
 /** Right of a stage's bar: `done        0.4s  250 fetched`: its state, its time, its records. */
 export function stageTail(view: StageView, now: number): string {
   const extra = [
+    view.engine ? `on ${view.engine}` : '',
     view.records,
     view.attempt > 1 ? `attempt ${view.attempt} of ${view.maxAttempts}` : '',
     (view.state === 'failed' || view.state === 'retrying') && view.error ? view.error.reason : '',
@@ -176,6 +177,7 @@ export function runDetailLines(run: RunDetail, stageLines: string[], now: number
       (run.startedAt ? ` · took ${span(run.startedAt, run.finishedAt, now)}` : ''),
     ...(params ? [`  params   ${params}`] : []),
     ...(counts ? [`  counts   ${counts}`] : []),
+    ...(run.engine ? [`  engine   ${run.engine}${run.engineReason ? ` (${run.engineReason})` : ''}`] : []),
     ...(queuedLine(run) ? [`  ${queuedLine(run)}`] : []),
     ...(run.cancelledBy ? [`  cancelled by ${run.cancelledBy}`] : []),
     ...(run.error ? [`  error    ${errorText(run.error)}`] : []),
@@ -188,12 +190,13 @@ export function runDetailLines(run: RunDetail, stageLines: string[], now: number
     lines.push('jobs');
     lines.push(
       ...table(
-        ['  JOB', 'STAGE', 'RUN ATTEMPT', 'STATUS', 'TRIES', 'TOOK', 'ERROR'],
+        ['  JOB', 'STAGE', 'RUN ATTEMPT', 'STATUS', 'ENGINE', 'TRIES', 'TOOK', 'ERROR'],
         run.jobs.map((j) => [
           `  ${j.id}`,
           j.stage,
           String(j.runAttempt),
           j.status,
+          j.engine ?? '',
           `${j.attempt}/${j.maxAttempts}`,
           span(j.startedAt, j.finishedAt, now),
           j.error ? `${j.error.reason}: ${j.error.message}` : '',

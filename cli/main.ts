@@ -7,6 +7,16 @@ import * as commands from './commands.ts';
 import { CLI, EXIT, type Context } from './commands.ts';
 
 const STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
+const ENGINES = ['auto', 'embedded', 'spark'];
+
+/** `--engine`: the run's transform and load engine, over the source's `engine`. */
+function engineOption(): Option {
+  return new Option(
+    '--engine <engine>',
+    "the transform and load's engine, over the source's: auto (embedded up to the service's " +
+      'AFLUENTE_EMBEDDED_MAX_BYTES of validated data), embedded (DuckDB in the worker) or spark',
+  ).choices(ENGINES);
+}
 
 const HELP_AFTER = `
 Environment:
@@ -24,7 +34,7 @@ Exit codes:
 Examples:
   ${CLI} run demo --wait
   ${CLI} runs --source demo --status FAILED
-  ${CLI} retry 12 --wait
+  ${CLI} retry 12 --engine spark --wait
   ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait`;
 
 /** A usage mistake found after parsing (a bad --url): exit code 2, like commander's own. */
@@ -117,6 +127,7 @@ export function buildProgram(done: (code: number) => void): Command {
     .option('--to <date>', 'end of the window (exclusive), an ISO date or date-time')
     .option('--cursor <cursor>', 'start from this incremental cursor instead of the stored one')
     .option('--idempotency-key <key>', 'a repeated request with the same key returns the same run')
+    .addOption(engineOption())
     .option('--wait', 'follow the run: a bar per stage, then exit 0 if it COMPLETED, 1 if not')
     .action(act(commands.run));
 
@@ -149,6 +160,7 @@ export function buildProgram(done: (code: number) => void): Command {
     .command('retry')
     .description('resume a FAILED run from its failed stage, as a new attempt')
     .argument('<id>', 'the run id', runId)
+    .addOption(engineOption())
     .option('--wait', 'follow the run until it ends, as run --wait does')
     .action(act(commands.retry));
 

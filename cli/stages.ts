@@ -19,6 +19,8 @@ export interface StageView {
   maxAttempts: number;
   /** The run attempt the shown job belongs to (a retried run reuses earlier attempts' finished stages). */
   runAttempt: number | null;
+  /** A transform or load: the engine its step runs on (`embedded`, `spark`), once picked. */
+  engine: string | null;
   error: ErrorInfo | null;
 }
 
@@ -124,6 +126,7 @@ export function stageViews(run: RunDetail): StageView[] {
       attempt: job?.attempt ?? 0,
       maxAttempts: job?.maxAttempts ?? 0,
       runAttempt: job?.runAttempt ?? null,
+      engine: job?.engine ?? null,
       error: job?.error ?? null,
     };
   });

@@ -38,6 +38,9 @@ export interface Run {
   replayOf?: number | null;
   /** The backfill the run is a window of. */
   backfill?: number | null;
+  /** The engine of its latest transform or load step, and why (absent from a service older than engines). */
+  engine?: string | null;
+  engineReason?: string | null;
   queuedBehind?: number[];
   createdAt: string;
   startedAt: string | null;
@@ -53,6 +56,9 @@ export interface Job {
   attempt: number;
   maxAttempts: number;
   externalId: string | null;
+  /** A transform or load: the engine its step runs on, and why. */
+  engine?: string | null;
+  engineReason?: string | null;
   metrics: Record<string, unknown> | null;
   error: ErrorInfo | null;
   createdAt: string;

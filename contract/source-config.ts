@@ -21,6 +21,14 @@ export type UnknownFieldsMode = (typeof UNKNOWN_FIELDS_MODES)[number];
 export const ACTIVE_RUN_POLICIES = ['queue', 'reject'] as const;
 export type ActiveRunPolicy = (typeof ACTIVE_RUN_POLICIES)[number];
 
+/** The engines that run the transform and load stages: Spark, or DuckDB embedded in the worker. */
+export const STEP_ENGINES = ['embedded', 'spark'] as const;
+export type StepEngine = (typeof STEP_ENGINES)[number];
+
+/** What a source or a run asks for: an engine, or `auto` (embedded up to a size, Spark above it). */
+export const ENGINES = ['auto', ...STEP_ENGINES] as const;
+export type Engine = (typeof ENGINES)[number];
+
 export const SCALAR_COLUMN_TYPES = [
   'bigint',
   'int',
@@ -362,6 +370,11 @@ export const SourceConfigSchema = Type.Object(
     maxActiveRuns: Type.Integer({ minimum: 1, default: 1 }),
     /** @default "queue" */
     onActiveRun: Type.Enum(ACTIVE_RUN_POLICIES, { default: 'queue' }),
+    /**
+     * The engine of the transform and load stages: `embedded` (DuckDB in the worker), `spark`, or `auto`
+     * (embedded while the run's validated bytes are at most AFLUENTE_EMBEDDED_MAX_BYTES). @default "auto"
+     */
+    engine: Type.Enum(ENGINES, { default: 'auto' }),
     /** Path of the records' JSON Schema (draft-07), relative to the sources file's folder. */
     schema: NonEmptyString,
     tables: Type.Record(Type.String({ pattern: IDENTIFIER_PATTERN }), TableSchema, {

@@ -301,6 +301,29 @@ const EnvSchema = Type.Object({
     default: '',
     description: "a folder for local steps' logs and staging, or empty for the system's temp folder",
   }),
+  AFLUENTE_EMBEDDED_MAX_BYTES: Type.Integer({
+    default: 2_147_483_648,
+    minimum: 0,
+    description:
+      "validated bytes up to which engine auto runs a run's transform and load embedded (DuckDB) instead of on Spark, at least 0",
+  }),
+  AFLUENTE_EMBEDDED_VENV: Type.String({
+    default: '.venv',
+    minLength: 1,
+    description:
+      'the Python venv that holds duckdb for the embedded engine (bin/python), relative to the working directory or absolute',
+  }),
+  AFLUENTE_EMBEDDED_MEMORY_LIMIT: Type.String({
+    default: '512MB',
+    pattern: '^[0-9]+(\\.[0-9]+)?([KMGT]i?B|B)$',
+    description: "a DuckDB memory limit such as 512MB, 4GB or 1.5GiB (one embedded step's memory_limit)",
+  }),
+  AFLUENTE_EMBEDDED_THREADS: Type.Integer({
+    default: 0,
+    minimum: 0,
+    maximum: 1024,
+    description: 'DuckDB threads per embedded step, from 0 (every core) to 1024',
+  }),
   AFLUENTE_EMR_CLUSTER_ID: Type.String({
     default: '',
     pattern: '^(j-[A-Z0-9]+)?$',
@@ -478,6 +501,20 @@ export interface StepsConfig {
     jars: string;
     /** Absolute: steps' logs go to `<tempDir>/afluente-steps/<queue prefix>/`, and an s3:// lake is staged under it. */
     tempDir: string;
+  };
+  /**
+   * The embedded engine: `python -m afluente_embedded` (DuckDB) from a venv, a child process of the worker. Its
+   * code is in `spark.scripts` and its logs, pid files and spill go under `spark.tempDir`.
+   */
+  embedded: {
+    /** Validated bytes up to which engine `auto` picks the embedded engine. */
+    maxBytes: number;
+    /** Absolute. */
+    venv: string;
+    /** DuckDB's memory_limit, e.g. `512MB`. */
+    memoryLimit: string;
+    /** DuckDB's threads; 0 is every core. */
+    threads: number;
   };
   /** The EMR runner. */
   emr: {
@@ -663,6 +700,12 @@ export function loadConfig(
         driverMemory: valid.AFLUENTE_SPARK_DRIVER_MEMORY,
         jars: valid.AFLUENTE_SPARK_JARS,
         tempDir: resolve(valid.AFLUENTE_SPARK_TEMP_DIR || tmpdir()),
+      },
+      embedded: {
+        maxBytes: valid.AFLUENTE_EMBEDDED_MAX_BYTES,
+        venv: resolve(valid.AFLUENTE_EMBEDDED_VENV),
+        memoryLimit: valid.AFLUENTE_EMBEDDED_MEMORY_LIMIT,
+        threads: valid.AFLUENTE_EMBEDDED_THREADS,
       },
       emr: {
         ...optional('clusterId', valid.AFLUENTE_EMR_CLUSTER_ID),

@@ -4,7 +4,7 @@ import type { Stage } from '../../contract/stages.ts';
 import type { SparkJob } from '../../contract/steps.ts';
 import { Job, Run } from '../state/entities/index.ts';
 import { isTerminal } from '../state/status.ts';
-import type { LiveCluster, LiveStep, StepRunner, StepState } from '../steps/step-runner.ts';
+import type { LiveCluster, LiveStep, StepControl, StepState } from '../steps/step-runner.ts';
 import type { EngineResources } from './run-engine.ts';
 
 export interface OrphanSweepOptions {
@@ -40,8 +40,9 @@ interface Orphan {
 const STAGE_OF: Record<SparkJob, Stage> = { split_tables: 'transform', load_warehouse: 'load' };
 
 /**
- * Stops the Spark work no active run owns. The reconciler starts from MySQL (RUNNING jobs); this starts from
- * where the work runs (EMR, or the local pid files, through {@link StepRunner.listLive}) and finds what MySQL
+ * Stops the step work no active run owns. The reconciler starts from MySQL (RUNNING jobs); this starts from
+ * where the work runs (EMR, and the local pid files of Spark and embedded steps, through
+ * {@link StepControl.listLive}) and finds what MySQL
  * does not account for:
  * - a live step whose job is COMPLETED, FAILED or CANCELLED, whose run has ended, or whose job is not in MySQL
  *   at all (a lost row, another database) is cancelled;
@@ -55,14 +56,14 @@ const STAGE_OF: Record<SparkJob, Stage> = { split_tables: 'transform', load_ware
  */
 export class OrphanSweep {
   readonly #res: Pick<EngineResources, 'orm' | 'logger' | 'metrics'>;
-  readonly #runner: StepRunner;
+  readonly #runner: StepControl;
   readonly #graceMs: number;
   readonly #concurrency: number;
   #inFlight: Promise<OrphanSweepReport> | undefined;
 
   constructor(
     res: Pick<EngineResources, 'orm' | 'logger' | 'metrics'>,
-    runner: StepRunner,
+    runner: StepControl,
     options: OrphanSweepOptions,
   ) {
     this.#res = res;

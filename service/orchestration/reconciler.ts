@@ -2,7 +2,7 @@ import type { EntityManager } from '@mikro-orm/mysql';
 import type { Stage } from '../../contract/stages.ts';
 import { Job } from '../state/entities/index.ts';
 import { Status, isTerminal } from '../state/status.ts';
-import type { StepHandle, StepRunner, StepStatus } from '../steps/step-runner.ts';
+import type { StepControl, StepHandle, StepStatus } from '../steps/step-runner.ts';
 import type { StageQueues } from './queues.ts';
 import type { EngineResources, RunEngine } from './run-engine.ts';
 
@@ -28,7 +28,7 @@ export interface ReconcileReport {
   expired: number;
 }
 
-/** The stages whose external id is a Spark step (EMR step id, or a local step). */
+/** The stages whose external id is a step (an EMR step id, a local Spark step, or an embedded one). */
 export const STEP_STAGES: ReadonlySet<Stage> = new Set(['transform', 'load']);
 
 /**
@@ -46,13 +46,13 @@ export const STEP_STAGES: ReadonlySet<Stage> = new Set(['transform', 'load']);
 export class Reconciler {
   private readonly res: EngineResources;
   private readonly engine: RunEngine;
-  private readonly runner: StepRunner;
+  private readonly runner: StepControl;
   private readonly queues: StageQueues;
   private readonly options: ReconcilerOptions;
 
   constructor(
     res: EngineResources,
-    deps: { engine: RunEngine; runner: StepRunner; queues: StageQueues },
+    deps: { engine: RunEngine; runner: StepControl; queues: StageQueues },
     options: ReconcilerOptions,
   ) {
     this.res = res;

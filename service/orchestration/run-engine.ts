@@ -1,4 +1,5 @@
 import { LockMode, OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-orm/mysql';
+import type { StepEngine } from '../../contract/source-config.ts';
 import type { Stage } from '../../contract/stages.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -285,6 +286,21 @@ export class RunEngine {
     const em = this.em();
     await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { externalId });
     if (clusterId) await em.nativeUpdate(Run, { id: runId }, { clusterId });
+  }
+
+  /**
+   * Records the engine a transform or load job runs on, and why, on the job and on its run (which shows its
+   * latest step's). Plain UPDATEs, before the step starts: not a state change.
+   */
+  async recordEngine(
+    jobId: number,
+    runId: number,
+    choice: { engine: StepEngine; reason: string },
+  ): Promise<void> {
+    const em = this.em();
+    const recorded = { engine: choice.engine, engineReason: choice.reason.slice(0, 255) };
+    await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, recorded);
+    await em.nativeUpdate(Run, { id: runId }, recorded);
   }
 
   /** The EMR cluster recorded on the run, if any. */

@@ -22,8 +22,9 @@ import { ingestStage } from '../stages/ingest.ts';
 import { validateStage } from '../stages/validate.ts';
 import { transformStage } from '../stages/transform.ts';
 import { loadStage } from '../stages/load.ts';
-import { openStepRunner } from '../steps/open-runner.ts';
+import { openStepRunners } from '../steps/open-runner.ts';
 import type { StepRunner } from '../steps/step-runner.ts';
+import type { StepRunners } from '../steps/step-runners.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,8 +35,10 @@ declare module 'fastify' {
     dispatcher: Dispatcher;
     /** Present when this process plays the worker role. */
     workers?: StageWorkers;
-    /** Runs the transform and load Spark steps (local spark-submit or EMR). */
+    /** Runs the transform and load steps on Spark (local spark-submit or EMR): `steps.spark`. */
     stepRunner: StepRunner;
+    /** Both engines' step runners, Spark's and the embedded one; routes a step to its runner by its id. */
+    steps: StepRunners;
     /** Present when this process plays the scheduler role. */
     reconciler?: Reconciler;
     /** The sources' schedules (one BullMQ job scheduler each). Present in the api and scheduler roles. */
@@ -90,13 +93,15 @@ export default fp<OrchestrationOptions>(
     const events = new InvocationEvents(connection, config.queue.prefix);
     app.decorate('invocationEvents', events);
 
-    const stepRunner = openStepRunner(config, app.lake, app.log, { emrClient: opts.emrClient });
-    app.decorate('stepRunner', stepRunner as StepRunner);
+    const steps = openStepRunners(config, app.lake, app.log, { emrClient: opts.emrClient });
+    const stepRunner = steps.spark;
+    app.decorate('stepRunner', stepRunner);
+    app.decorate('steps', steps);
     const runs = new RunService(res, {
       engine,
       queues,
       sources: () => app.sources.sources,
-      steps: stepRunner,
+      steps,
       admission,
     });
     app.decorate('runs', runs);
@@ -110,7 +115,7 @@ export default fp<OrchestrationOptions>(
         runs,
       }),
     );
-    app.addHook('onClose', async () => stepRunner.close());
+    app.addHook('onClose', async () => steps.close());
 
     // The api role reads the next fire times; the scheduler role syncs the schedules and processes the ticks.
     let sourceScheduler: SourceScheduler | undefined;
@@ -127,7 +132,8 @@ export default fp<OrchestrationOptions>(
 
     if (config.roles.has('worker')) {
       // A cluster (or this machine) runs only so many Spark steps at once: BullMQ's global concurrency holds
-      // the jobs of the Spark stages past the cap in their queue, however many workers are up.
+      // the jobs of the transform and load stages past the cap in their queue, however many workers are up. The
+      // engine is picked inside the job, so embedded steps count against the cap too (service/steps/README.md).
       for (const stage of STEP_STAGES)
         await queues.get(stage).setGlobalConcurrency(config.queue.maxConcurrentSteps);
       const invoker = lambdaInvoker(config, events, app.log, opts.lambdaClient);
@@ -163,15 +169,17 @@ export default fp<OrchestrationOptions>(
         transform: transformStage({
           lake: app.lake,
           sources: app.sources.sources,
-          runner: stepRunner,
+          runners: steps,
           engine,
+          maxEmbeddedBytes: config.steps.embedded.maxBytes,
           warehouseSchema: schema,
         }),
         load: loadStage({
           lake: app.lake,
           sources: app.sources.sources,
-          runner: stepRunner,
+          runners: steps,
           engine,
+          maxEmbeddedBytes: config.steps.embedded.maxBytes,
           warehouse: { dialect, jdbcUrl, user, schema, copyRoleArn },
           ...(stepRunner.kind === 'emr'
             ? { releaseCluster: (id: string) => stepRunner.terminateCluster(id) }
@@ -229,7 +237,7 @@ export default fp<OrchestrationOptions>(
       // and fail the stages past their source's deadlines.
       const reconciler = new Reconciler(
         res,
-        { engine, runner: stepRunner, queues },
+        { engine, runner: steps, queues },
         {
           heartbeatDeadlineMs: config.reconcile.heartbeatDeadlineMs,
           deadlinesOf: (source) => app.sources.sources.get(source)?.deadlineSeconds,
@@ -238,8 +246,8 @@ export default fp<OrchestrationOptions>(
       app.decorate('reconciler', reconciler);
       every(config.reconcile.intervalMs, 'reconciler sweep', () => reconciler.sweep(), true);
 
-      // Periodically: cancel Spark steps and terminate transient EMR clusters that no active run owns.
-      const orphans = new OrphanSweep(res, stepRunner, { graceMs: config.orphanSweep.graceMs });
+      // Periodically: cancel steps (either engine's) and terminate transient EMR clusters no active run owns.
+      const orphans = new OrphanSweep(res, steps, { graceMs: config.orphanSweep.graceMs });
       every(config.orphanSweep.intervalMs, 'orphan sweep', () => orphans.sweep());
 
       // CloudWatch cannot scrape /metrics: push active runs and queue depth for the alarms and autoscaling.

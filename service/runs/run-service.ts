@@ -1,5 +1,6 @@
 import { UniqueConstraintViolationException, type EntityManager } from '@mikro-orm/mysql';
 import { createHash } from 'node:crypto';
+import type { Engine } from '../../contract/source-config.ts';
 import { STAGES, type Stage } from '../../contract/stages.ts';
 import { BadRequestError, ConflictError, NotFoundError, UnprocessableError } from '../errors.ts';
 import type { StageQueues } from '../orchestration/queues.ts';
@@ -12,7 +13,7 @@ import {
 import { Job, LakeFile, Run, type RunParams } from '../state/entities/index.ts';
 import { Status, Trigger, isTerminal } from '../state/status.ts';
 import { reopenRun, transitionJob, transitionRun } from '../state/transitions.ts';
-import type { StepRunner } from '../steps/step-runner.ts';
+import type { StepControl } from '../steps/step-runner.ts';
 import { STEP_STAGES } from '../orchestration/reconciler.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { Admission } from './admission.ts';
@@ -21,6 +22,8 @@ import { createFirstJob, planReplay, type ReplayFrom } from './replay.ts';
 export interface CreateRunInput {
   source: string;
   params?: { from?: string; to?: string; cursor?: string };
+  /** The engine of the run's transform and load, over the source's `engine`; stored as `params.engine`. */
+  engine?: Engine;
   /** A replay: a new run that starts at `stage`, on the lake files run `run` committed before it. */
   from?: ReplayFrom;
   trigger?: Trigger;
@@ -48,7 +51,7 @@ export class RunService {
   private readonly engine: RunEngine;
   private readonly queues: StageQueues;
   private readonly sources: () => ReadonlyMap<string, SourceLimits>;
-  private readonly steps?: StepRunner;
+  private readonly steps?: StepControl;
   private readonly admission: Admission;
 
   constructor(
@@ -58,7 +61,7 @@ export class RunService {
       queues: StageQueues;
       sources: () => ReadonlyMap<string, SourceLimits>;
       /** Cancels the Spark step of a cancelled run's running job, even when no worker is left to do it. */
-      steps?: StepRunner;
+      steps?: StepControl;
       /** Each source's `maxActiveRuns`: a run past it waits or is refused. */
       admission: Admission;
     },
@@ -87,15 +90,16 @@ export class RunService {
   ): Promise<{ run: Run; replayed: boolean; queuedBehind?: number[] }> {
     const source = this.sources().get(input.source);
     if (!source) throw new BadRequestError(`unknown source "${input.source}"`);
-    const params = toRunParams(input.params);
-    if (params?.window && !source.window)
+    const asked = toRunParams(input.params);
+    if (asked?.window && !source.window)
       throw new BadRequestError(
         `body.params: source "${input.source}" has no \`window\` in its config, so a window (from/to) cannot be sent to its API`,
       );
-    if (input.from && params)
+    if (input.from && asked)
       throw new BadRequestError(
         'body.params cannot be given with body.from: a replay reads the lake files of the run it replays, not the API',
       );
+    const params = withEngine(asked, input.engine);
     const requestHash = idempotencyKey ? hashRequest(input) : null;
     if (idempotencyKey) {
       const existing = await this.findByKey(idempotencyKey, requestHash);
@@ -250,9 +254,10 @@ export class RunService {
    * Resumes a FAILED run from its failed stage, as a new attempt of the same run: the new job reads the inputs
    * and params the failed one had (the files earlier stages committed to the lake), so nothing upstream runs
    * again. Jobs of every attempt are kept (`runAttempt`), which is the run's attempt history. A retry takes a
-   * slot under the source's maxActiveRuns like any run, and is refused with 409 when none is free.
+   * slot under the source's maxActiveRuns like any run, and is refused with 409 when none is free. An `engine`
+   * becomes the run's `params.engine`, for the retried stage and the ones after it.
    */
-  async retry(id: number, by: string): Promise<Run> {
+  async retry(id: number, by: string, engine?: Engine): Promise<Run> {
     const source = (await this.em().findOne(Run, id, { fields: ['source'] }))?.source;
     if (!source) throw new NotFoundError(`run ${id} not found`);
     const { run, job } = await retryOnConflict(() =>
@@ -275,6 +280,7 @@ export class RunService {
         reopenRun(run);
         run.attempt += 1;
         run.error = null;
+        if (engine) run.params = withEngine(run.params ?? null, engine);
         resetStageCounts(run, failed.stage);
         const job = this.engine.createJob(em, run, failed.stage);
         job.params = failed.params;
@@ -284,7 +290,7 @@ export class RunService {
       }),
     );
     this.res.logger.info(
-      { runId: id, attempt: run.attempt, stage: job.stage, by },
+      { runId: id, attempt: run.attempt, stage: job.stage, by, engine },
       'retrying a failed run from its failed stage',
     );
     const { stage, data } = dispatchOf(job);
@@ -350,11 +356,26 @@ function toRunParams(params: CreateRunInput['params']): RunParams | null {
   return Object.keys(out).length > 0 ? out : null;
 }
 
+/** The run's params with the engine a caller asked for, if any. */
+function withEngine(params: RunParams | null, engine: Engine | undefined): RunParams | null {
+  return engine ? { ...params, engine } : params;
+}
+
 function hashRequest(input: CreateRunInput): string {
   // Fixed key order, so the same request with its fields in another order hashes the same.
   const { from = null, to = null, cursor = null } = input.params ?? {};
   const replay = input.from ? [input.from.run, input.from.stage] : null;
-  const canonical = JSON.stringify([input.source, input.trigger ?? null, from, to, cursor, replay]);
+  // The engine only when asked for, so a request without one hashes as it did before engines existed.
+  const engine = input.engine ? [input.engine] : [];
+  const canonical = JSON.stringify([
+    input.source,
+    input.trigger ?? null,
+    from,
+    to,
+    cursor,
+    replay,
+    ...engine,
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 

@@ -1,32 +1,63 @@
+import type { Stage } from '../../contract/stages.ts';
+import type { LoadedSource } from '../config/sources.ts';
+import type { RunEngine } from '../orchestration/run-engine.ts';
 import type { StageContext } from '../orchestration/stage-handler.ts';
 import { StageError } from '../orchestration/stage-handler.ts';
-import type { RunEngine } from '../orchestration/run-engine.ts';
-import type { Stage } from '../../contract/stages.ts';
-import type { StepRequest, StepRunner } from '../steps/step-runner.ts';
+import type { StepRequest } from '../steps/step-runner.ts';
+import type { StepRunners } from '../steps/step-runners.ts';
+import { chooseEngine, type EngineChoice } from './engine-choice.ts';
 
-export interface SparkStepDeps {
-  runner: StepRunner;
-  engine: Pick<RunEngine, 'attachExternal' | 'clusterOf'>;
+export interface EngineStepDeps {
+  runners: Pick<StepRunners, 'of'>;
+  engine: Pick<RunEngine, 'attachExternal' | 'clusterOf' | 'recordEngine'>;
+  /** AFLUENTE_EMBEDDED_MAX_BYTES: engine `auto` runs embedded up to this many validated bytes. */
+  maxEmbeddedBytes: number;
 }
 
 /**
- * Runs one Spark step for a stage and returns when it COMPLETED. The step id (and the cluster, on EMR) is
- * recorded on the job the moment it is known, so the reconciler and a restarted worker can find it. A failed
- * step becomes a retryable StageError that carries the step's own message and where its logs are.
+ * Decides the engine of a transform or load job and records it, with why, on the job and the run before its
+ * step starts. Every attempt of a job keeps the engine its first attempt picked, so a redelivered job never
+ * starts a second engine beside a step the first one may have left running; a retry of the run (a new job)
+ * decides again, which is where a new `engine` on the retry takes effect.
  */
-export async function runSparkStep<S extends Stage>(
-  deps: SparkStepDeps,
+export async function decideEngine<S extends Stage>(
+  deps: EngineStepDeps,
   ctx: StageContext<S>,
+  source: Pick<LoadedSource, 'engine'>,
+  validatedBytes: number,
+): Promise<EngineChoice> {
+  const choice: EngineChoice = ctx.job.engine
+    ? { engine: ctx.job.engine, reason: ctx.job.engineReason ?? 'picked by an earlier attempt of the job' }
+    : chooseEngine({
+        requested: ctx.run.params?.engine ?? null,
+        configured: source.engine,
+        validatedBytes,
+        maxEmbeddedBytes: deps.maxEmbeddedBytes,
+      });
+  await deps.engine.recordEngine(ctx.job.id, ctx.run.id, choice);
+  ctx.logger.info({ engine: choice.engine, why: choice.reason }, 'engine chosen');
+  return choice;
+}
+
+/**
+ * Runs one step of a stage on the chosen engine and returns when it COMPLETED. The step id (and the cluster, on
+ * EMR) is recorded on the job the moment it is known, so the reconciler and a restarted worker can find it. A
+ * failed step becomes a retryable StageError that carries the step's own message and where its logs are.
+ */
+export async function runEngineStep<S extends Stage>(
+  deps: EngineStepDeps,
+  ctx: StageContext<S>,
+  choice: EngineChoice,
   request: Omit<StepRequest, 'runId' | 'jobId' | 'clusterId'>,
 ): Promise<void> {
-  const status = await deps.runner.run(
+  const status = await deps.runners.of(choice.engine).run(
     { ...request, runId: ctx.run.id, jobId: ctx.job.id, clusterId: ctx.run.clusterId ?? null },
     {
       signal: ctx.signal,
       onSubmitted: async (handle) => {
         ctx.logger.info(
-          { step: handle.stepId, cluster: handle.clusterId, logs: handle.logs },
-          'spark step submitted',
+          { step: handle.stepId, engine: choice.engine, cluster: handle.clusterId, logs: handle.logs },
+          'step submitted',
         );
         await deps.engine.attachExternal(ctx.job.id, ctx.run.id, handle.stepId, handle.clusterId);
       },
@@ -35,14 +66,12 @@ export async function runSparkStep<S extends Stage>(
   switch (status.state) {
     case 'COMPLETED':
       return;
-    case 'FAILED':
-      throw new StageError(
-        status.reason ?? 'step_failed',
-        `${request.job}: ${status.message ?? 'the step failed'}`,
-        {
-          logs: status.logs,
-        },
-      );
+    case 'FAILED': {
+      // The job's own last word already starts with its name (`split_tables: …`); don't say it twice.
+      const message = status.message ?? 'the step failed';
+      const said = message.startsWith(`${request.job}:`) ? message : `${request.job}: ${message}`;
+      throw new StageError(status.reason ?? 'step_failed', said, { logs: status.logs });
+    }
     case 'CANCELLED':
       throw new StageError('step_cancelled', `${request.job}: the step was cancelled outside afluente`, {
         logs: status.logs,

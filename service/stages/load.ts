@@ -16,9 +16,10 @@ import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import { stageInput } from './stage-input.ts';
-import { runSparkStep, type SparkStepDeps } from './spark-step.ts';
+import { decideEngine, runEngineStep, type EngineStepDeps } from './engine-step.ts';
+import { validatedBytesRead } from './validated-bytes.ts';
 
-export interface LoadStageDeps extends SparkStepDeps {
+export interface LoadStageDeps extends EngineStepDeps {
   lake: Lake;
   sources: ReadonlyMap<string, LoadedSource>;
   warehouse: LoadSpec['warehouse'];
@@ -54,8 +55,9 @@ export function cursorColumn(tables: Record<string, TableSpec>, cursorField: str
 }
 
 /**
- * The load stage: the load_warehouse Spark step merges the run's curated tables into the warehouse in one
- * transaction, with a row per table in the load ledger. The step writes its result only after that commit, so a
+ * The load stage: the load_warehouse step merges the run's curated tables into the warehouse in one transaction,
+ * with a row per table in the load ledger, on the engine {@link decideEngine} picks from the validated bytes the
+ * curated data came from (so under `auto` it agrees with the transform that split them). The step writes its result only after that commit, so a
  * result already in the lake means the load committed (a redelivery after the commit reuses it); the ledger
  * makes a second run of the step change nothing. A load never replaces a newer version of a record (by the
  * cursor column): the rows it leaves out are its `stale` rows, and the merged plus the stale rows reconcile with
@@ -102,7 +104,9 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');
       await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
-      await runSparkStep(deps, ctx, {
+      const bytes = await validatedBytesRead(deps.lake, split, manifest);
+      const choice = await decideEngine(deps, ctx, source, bytes);
+      await runEngineStep(deps, ctx, choice, {
         job: 'load_warehouse',
         name: stepName(ctx.run.id, ctx.job.id, 'load_warehouse'),
         specKey,

@@ -14,9 +14,10 @@ import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import { stageInput } from './stage-input.ts';
-import { runSparkStep, type SparkStepDeps } from './spark-step.ts';
+import { decideEngine, runEngineStep, type EngineStepDeps } from './engine-step.ts';
+import { bytesOf } from './validated-bytes.ts';
 
-export interface TransformStageDeps extends SparkStepDeps {
+export interface TransformStageDeps extends EngineStepDeps {
   lake: Lake;
   sources: ReadonlyMap<string, LoadedSource>;
   /** The warehouse schema the load will write; recorded in the load job's params. */
@@ -24,10 +25,11 @@ export interface TransformStageDeps extends SparkStepDeps {
 }
 
 /**
- * The transform stage: the split_tables Spark step turns the run's validated parts into one Parquet table per
- * entry of the source's `tables`. A transform that committed in an earlier attempt (its manifest covers every
- * validated record) is reused. The outcome carries the load job's params, so the load job is created with its
- * files and params before its step starts.
+ * The transform stage: the split_tables step turns the run's validated parts into one Parquet table per entry of
+ * the source's `tables`, on the engine {@link decideEngine} picks (Spark, or the embedded DuckDB engine). A
+ * transform that committed in an earlier attempt (its manifest covers every validated record) is reused. The
+ * outcome carries the load job's params, so the load job is created with its files and params before its step
+ * starts.
  */
 export function transformStage(deps: TransformStageDeps): StageHandler<'transform'> {
   return async (ctx) => {
@@ -63,7 +65,8 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'split_tables');
       await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
-      await runSparkStep(deps, ctx, {
+      const choice = await decideEngine(deps, ctx, source, bytesOf(validated.files));
+      await runEngineStep(deps, ctx, choice, {
         job: 'split_tables',
         name: stepName(ctx.run.id, ctx.job.id, 'split_tables'),
         specKey,

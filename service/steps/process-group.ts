@@ -1,6 +1,6 @@
-// A local Spark step is a process tree: spark-submit execs a JVM, which starts the Python driver, which starts
-// Python workers. The runner spawns it as the leader of its own process group, so the whole tree is signalled
-// at once and nothing outlives a cancel.
+// A local step is a process tree: spark-submit execs a JVM, which starts the Python driver, which starts Python
+// workers (an embedded step is one Python process, with DuckDB's threads). The runner spawns it as the leader of
+// its own process group, so the whole tree is signalled at once and nothing outlives a cancel.
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -50,13 +50,12 @@ export function reapGroup(pgid: number): void {
 }
 
 /**
- * Whether `pid` is a spark-submit of one of `scripts` (before or after it execs its JVM), judged by its command
- * line. Used for a process this runner did not start: a step left behind by a worker that died. Linux only
- * (`/proc`); elsewhere, no process is recognised.
+ * A process's command line, split into its arguments (empty when the process is gone). Used to recognise a
+ * process this runner did not start: a step left behind by a worker that died. Linux only (`/proc`); elsewhere,
+ * every process reads as gone.
  */
-export async function isSparkSubmitOf(pid: number, scripts: string[]): Promise<boolean> {
-  if (!Number.isInteger(pid) || pid <= 1) return false;
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  const args = cmdline.split('\0');
-  return args.includes('--spec') && args.some((arg) => scripts.includes(arg));
+export async function commandLine(pid: number): Promise<string[]> {
+  if (!Number.isInteger(pid) || pid <= 1) return [];
+  const text = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return text === '' ? [] : text.replace(/\0$/, '').split('\0');
 }

@@ -28,16 +28,17 @@ const EXCEPTION_LINE =
 const LOG4J_LINE = /^\d\d\/\d\d\/\d\d \d\d:\d\d:\d\d (\w+) /;
 
 /**
- * The line of a failed spark-submit's output that says why, for the job's error message (the whole output is
- * in the log file). The output is stderr plus stdout, where spark-submit relays the Python driver's stderr.
- * In order: the job's own last word (a line starting `<job>:`), the last Python or Java exception line, the
- * last log4j ERROR line; else how spark-submit ended and its last line that is not log4j chatter. Never more
- * than 1000 characters.
+ * The line of a failed local step's output that says why, for the job's error message (the whole output is in
+ * the log file). The output is stderr plus stdout, where spark-submit relays the Python driver's stderr. In
+ * order: the job's own last word (a line starting `<job>:`, which both engines write last on stderr), the last
+ * Python or Java exception line, the last log4j ERROR line; else how the process (`tool`) ended and its last line
+ * that is not log4j chatter. Never more than 1000 characters.
  */
 export function failureMessage(
   output: string,
   job: string,
   exit: { code: number | null; signal: NodeJS.Signals | null },
+  tool = 'spark-submit',
 ): string {
   const lines = output
     .split(/\r?\n/)
@@ -52,7 +53,7 @@ export function failureMessage(
   const last = lines.findLast((l) => !['INFO', 'DEBUG', 'TRACE'].includes(level(l) ?? '')) ?? lines.at(-1);
   let line: string;
   if (explained) line = explained;
-  else if (last) line = `spark-submit ${how}; its last line: ${last}`;
-  else line = `spark-submit ${how} and wrote nothing`;
+  else if (last) line = `${tool} ${how}; its last line: ${last}`;
+  else line = `${tool} ${how} and wrote nothing`;
   return line.length > MESSAGE_MAX ? `${line.slice(0, MESSAGE_MAX - 1)}…` : line;
 }

@@ -19,7 +19,7 @@ export interface StepRequest {
 
 /** Where a step is running: recorded on the job (and the cluster on the run) as soon as it is known. */
 export interface StepHandle {
-  /** The EMR step id, or `local:<pid>` for the local runner. */
+  /** The EMR step id, `local:<pid>` for the local Spark runner, or `embedded:<pid>` for the embedded engine. */
   stepId: string;
   clusterId?: string;
   /** Where the step's logs are: an S3 URI on EMR, a file locally. */
@@ -43,11 +43,12 @@ export interface RunStepOptions {
 }
 
 /**
- * Runs Spark steps: `local` (spark-submit from the project's venv) or `emr` (AddJobFlowSteps on a cluster).
- * Both sit behind this port so the transform and load stages don't know where Spark runs.
+ * Runs the steps of the transform and load: Spark's `local` (spark-submit from the project's venv) or `emr`
+ * (AddJobFlowSteps on a cluster), or the `embedded` engine (DuckDB in a child process of the worker). All sit
+ * behind this port so the transform and load stages don't know where their step runs.
  */
 export interface StepRunner {
-  readonly kind: 'local' | 'emr';
+  readonly kind: 'local' | 'emr' | 'embedded';
   /**
    * Submits the step, or reattaches to a live or finished step with the same name, and waits for its end.
    * Resolves with COMPLETED, FAILED or CANCELLED (CANCELLED: someone else cancelled it). An abort of `signal`
@@ -72,6 +73,12 @@ export interface StepRunner {
   terminateCluster(clusterId: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * What the reconciler, a cancel and the orphan sweep do to steps they did not start, whichever engine runs them
+ * (see StepRunners, which routes each step to its runner by its id).
+ */
+export type StepControl = Pick<StepRunner, 'status' | 'cancel' | 'listLive' | 'terminateCluster' | 'close'>;
 
 /** What a step's name says: the run and the job that submitted it. */
 export interface StepRef {

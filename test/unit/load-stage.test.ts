@@ -59,7 +59,7 @@ async function curatedRun(): Promise<Lake> {
   await lake.put(curatedManifestKey('demo', DT, RUN), json(manifest));
   await lake.put(
     stepSpecKey('demo', DT, RUN, 'split_tables'),
-    json({ tables: demo.tables, cursorField: demo.incremental?.cursorField ?? null }),
+    json({ inputs: [], tables: demo.tables, cursorField: demo.incremental?.cursorField ?? null }),
   );
   return lake;
 }
@@ -80,8 +80,9 @@ async function runLoad(lake: Lake, result: Omit<LoadResult, 'version' | 'stage' 
   } as unknown as StepRunner;
   const stage = loadStage({
     lake,
-    runner,
-    engine: { attachExternal: async () => {}, clusterOf: async () => null },
+    runners: { of: () => runner },
+    engine: { attachExternal: async () => {}, clusterOf: async () => null, recordEngine: async () => {} },
+    maxEmbeddedBytes: 0,
     sources: new Map([['demo', demo]]),
     warehouse: {
       dialect: 'postgres',

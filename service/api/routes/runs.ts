@@ -5,6 +5,7 @@ import {
   CreateRunBody,
   CreateRunHeaders,
   ListRunsQuery,
+  RetryRunBody,
   RunDetailSchema,
   RunPageSchema,
 } from '../schemas/runs.ts';
@@ -29,7 +30,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'a retried request returns the same run (with `Idempotent-Replayed: true`). When the source already ' +
           'has `maxActiveRuns` active runs, the run waits behind them (`queuedBehind` names them) or, with ' +
           '`onActiveRun: reject`, the answer is 409 naming them. With `from: {run, stage}` the run is a replay: ' +
-          'it starts at that stage on the lake files the earlier run committed, without calling the API.',
+          'it starts at that stage on the lake files the earlier run committed, without calling the API. ' +
+          "`engine` picks the transform and load's engine over the source's.",
         body: CreateRunBody,
         headers: CreateRunHeaders,
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 409: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
@@ -132,13 +134,15 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'Same run id, `attempt` + 1. The failed stage runs again on the files the earlier stages committed; ' +
           'the jobs of every attempt stay listed under the run. A run that is not FAILED answers 409 with its ' +
-          'status, and so does a source with no free slot under its maxActiveRuns.',
+          'status, and so does a source with no free slot under its maxActiveRuns. `engine` changes the ' +
+          "run's `params.engine` for the retried stage and the ones after it.",
         params: IdParams,
+        body: Type.Optional(RetryRunBody),
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
       },
     },
     async (request, reply) => {
-      const run = await app.runs.retry(request.params.id, request.principal);
+      const run = await app.runs.retry(request.params.id, request.principal, request.body?.engine);
       return reply.code(202).header('location', `/runs/${run.id}`).send(runView(run));
     },
   );

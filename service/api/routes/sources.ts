@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { ENGINES } from '../../../contract/source-config.ts';
 import type { LoadedSource } from '../../config/sources.ts';
 import { redactUrl } from '../../config/env.ts';
 import { NotFoundError } from '../../errors.ts';
@@ -35,6 +36,11 @@ const SourceSchema = Type.Object(
     onActiveRun: Type.String(),
     deadlineSeconds: Type.Record(Type.String(), Type.Integer(), {
       description: 'Per stage: seconds from its first start until it must have finished.',
+    }),
+    engine: Type.Enum([...ENGINES], {
+      description:
+        'The engine of its transform and load: embedded, spark, or auto (embedded up to ' +
+        'AFLUENTE_EMBEDDED_MAX_BYTES of validated data); a run may ask for another.',
     }),
     cursor: Type.Union([Type.String(), Type.Null()]),
     tables: Type.Array(Type.String()),
@@ -78,6 +84,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       maxActiveRuns: source.maxActiveRuns,
       onActiveRun: source.onActiveRun,
       deadlineSeconds: source.deadlineSeconds,
+      engine: source.engine,
       cursor: state?.cursor ?? null,
       tables: Object.keys(source.tables),
       lastRuns: lastRuns.map(runView),

@@ -1,10 +1,20 @@
 import { Type, type Static } from 'typebox';
+import { ENGINES, STEP_ENGINES } from '../../../contract/source-config.ts';
 import { STAGES } from '../../../contract/stages.ts';
 import { STATUSES, Trigger } from '../../state/status.ts';
 
 const StatusSchema = Type.Enum(STATUSES);
 const StageSchema = Type.Enum([...STAGES]);
 const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+
+/** What a caller may ask for on POST /runs (a replay too) and on a retry. */
+export const EngineField = Type.Enum([...ENGINES], {
+  description:
+    "The engine of the run's transform and load: `embedded` (DuckDB in the worker), `spark`, or `auto` (embedded " +
+    "up to AFLUENTE_EMBEDDED_MAX_BYTES of validated data, Spark above). Over the source's `engine`; stored as " +
+    '`params.engine`.',
+});
+const EngineUsed = Type.Union([Type.Enum([...STEP_ENGINES]), Type.Null()]);
 
 const ErrorInfoSchema = Type.Union([
   Type.Object({
@@ -58,10 +68,16 @@ export const CreateRunBody = Type.Object(
         },
       ),
     ),
+    engine: Type.Optional(EngineField),
   },
   { additionalProperties: false },
 );
 export type CreateRunBody = Static<typeof CreateRunBody>;
+
+export const RetryRunBody = Type.Union([
+  Type.Object({ engine: Type.Optional(EngineField) }, { additionalProperties: false }),
+  Type.Null(),
+]);
 
 export const CreateRunHeaders = Type.Object({
   'idempotency-key': Type.Optional(
@@ -111,6 +127,13 @@ export const RunSchema = Type.Object(
     backfill: Type.Union([Type.Integer(), Type.Null()], {
       description: 'The backfill this run is a window of (GET /backfills/:id).',
     }),
+    engine: Type.Union([Type.Enum([...STEP_ENGINES]), Type.Null()], {
+      description: 'The engine of its latest transform or load step (null before one started).',
+    }),
+    engineReason: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'Why that engine: `requested on the run`, `source config engine: spark`, `auto: validated …`.',
+    }),
     queuedBehind: Type.Optional(
       Type.Array(Type.Integer(), {
         description:
@@ -134,6 +157,8 @@ export const JobSchema = Type.Object(
     attempt: Type.Integer(),
     maxAttempts: Type.Integer(),
     externalId: Type.Union([Type.String(), Type.Null()]),
+    engine: EngineUsed,
+    engineReason: Type.Union([Type.String(), Type.Null()]),
     heartbeatAt: Timestamp,
     params: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     metrics: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),

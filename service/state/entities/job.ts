@@ -1,5 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { STAGES } from '../../../contract/stages.ts';
+import { STEP_ENGINES } from '../../../contract/source-config.ts';
 import { Status, STATUSES } from '../status.ts';
 import { LakeFile } from './lake-file.ts';
 import { Run } from './run.ts';
@@ -23,6 +24,9 @@ export const Job = defineEntity({
     queueJobId: p.string().length(128),
     /** The Lambda request id or the EMR step id. */
     externalId: p.string().length(255).nullable(),
+    /** A transform or load: the engine its step runs on (every attempt of the job keeps it), and why. */
+    engine: p.enum([...STEP_ENGINES]).nullable(),
+    engineReason: p.string().length(255).nullable(),
     heartbeatAt: p.datetime(3).nullable(),
     params: p.json<Record<string, unknown>>().nullable(),
     metrics: p.json<Record<string, unknown>>().nullable(),

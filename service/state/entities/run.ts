@@ -1,5 +1,6 @@
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import { STAGES, type Stage } from '../../../contract/stages.ts';
+import { STEP_ENGINES } from '../../../contract/source-config.ts';
 import { Status, STATUSES, Trigger } from '../status.ts';
 import { Backfill } from './backfill.ts';
 import { Job } from './job.ts';
@@ -35,6 +36,9 @@ export const Run = defineEntity({
     nextCursor: p.string().length(1024).nullable(),
     /** The EMR cluster the run's steps run on (a transient one is started for the run when none is configured). */
     clusterId: p.string().length(64).nullable(),
+    /** The engine of the run's latest transform or load step, and why it was picked (as on that job). */
+    engine: p.enum([...STEP_ENGINES]).nullable(),
+    engineReason: p.string().length(255).nullable(),
     cancelledBy: p.string().length(64).nullable(),
     /** A replay: the earlier run whose committed lake files the first stage of this run's plan reads. */
     replayOf: () => p.manyToOne(Run).nullable().deleteRule('set null'),

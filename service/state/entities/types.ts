@@ -1,3 +1,4 @@
+import type { Engine } from '../../../contract/source-config.ts';
 import type { Stage } from '../../../contract/stages.ts';
 
 /** Why a job or a run failed: a short machine reason, a human message, and where to read more. */
@@ -13,8 +14,10 @@ export interface ErrorInfo {
   url?: string;
 }
 
-/** What a caller may set on a run: a time window or an explicit cursor for the source. */
+/** What a caller may set on a run: a time window or an explicit cursor for the source, and an engine. */
 export interface RunParams {
   window?: { from?: string; to?: string };
   cursor?: string;
+  /** The engine of the transform and load, over the source's `engine` (a retry may change it). */
+  engine?: Engine;
 }
