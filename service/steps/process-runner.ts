@@ -343,8 +343,10 @@ export class ProcessStepRunner implements StepRunner {
 
   #pidOf(handle: StepHandle): number {
     const match = this.#stepId.exec(handle.stepId);
-    if (!match)
-      throw new Error(`not a ${this.kind} step id: "${handle.stepId}" (expected ${this.kind}:<pid>)`);
+    if (!match) {
+      const kind = `${this.kind === 'embedded' ? 'an' : 'a'} ${this.kind}`;
+      throw new Error(`not ${kind} step id: "${handle.stepId}" (expected ${this.kind}:<pid>)`);
+    }
     return Number(match[1]);
   }
 

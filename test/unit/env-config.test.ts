@@ -254,6 +254,44 @@ describe('config of the warehouse and the Spark steps', () => {
     ]);
   });
 
+  it('configures the embedded engine: 2 GiB for auto, the project venv, 512MB and every core by default', () => {
+    expect(loadConfig(TOKENS).steps.embedded).toEqual({
+      maxBytes: 2_147_483_648,
+      venv: resolve('.venv'),
+      memoryLimit: '512MB',
+      threads: 0,
+    });
+    const set = loadConfig({
+      ...TOKENS,
+      AFLUENTE_EMBEDDED_MAX_BYTES: '0',
+      AFLUENTE_EMBEDDED_VENV: '/opt/afluente/embedded',
+      AFLUENTE_EMBEDDED_MEMORY_LIMIT: '1.5GiB',
+      AFLUENTE_EMBEDDED_THREADS: '2',
+    });
+    expect(set.steps.embedded).toEqual({
+      maxBytes: 0,
+      venv: '/opt/afluente/embedded',
+      memoryLimit: '1.5GiB',
+      threads: 2,
+    });
+    // With EMR for Spark, the embedded engine still runs in the worker.
+    expect(loadConfig({ ...EMR, AFLUENTE_EMR_CLUSTER_ID: 'j-2AXXXXXXGAPLF' }).steps.embedded.venv).toBe(
+      resolve('.venv'),
+    );
+    expect(
+      problemsOf({
+        ...TOKENS,
+        AFLUENTE_EMBEDDED_MAX_BYTES: '-1',
+        AFLUENTE_EMBEDDED_MEMORY_LIMIT: 'lots',
+        AFLUENTE_EMBEDDED_THREADS: '2000',
+      }),
+    ).toEqual([
+      'AFLUENTE_EMBEDDED_MAX_BYTES must be validated bytes up to which engine auto runs a run\'s transform and load embedded (DuckDB) instead of on Spark, at least 0 (got "-1")',
+      'AFLUENTE_EMBEDDED_MEMORY_LIMIT must be a DuckDB memory limit such as 512MB, 4GB or 1.5GiB (one embedded step\'s memory_limit) (got "lots")',
+      'AFLUENTE_EMBEDDED_THREADS must be DuckDB threads per embedded step, from 0 (every core) to 1024 (got "2000")',
+    ]);
+  });
+
   it('with the emr runner, requires an s3:// lake, the scripts URI, and what a transient cluster needs', () => {
     expect(problemsOf({ ...TOKENS, AFLUENTE_STEP_RUNNER: 'emr' })).toEqual([
       'AFLUENTE_LAKE_URI must be an s3:// lake when AFLUENTE_STEP_RUNNER=emr: the steps read and write it from the cluster',

@@ -164,6 +164,7 @@ describe('defaults and shorthands', () => {
     expect(source.pagination).toEqual({ kind: 'none', maxPages: 100_000 });
     expect(source.maxActiveRuns).toBe(1);
     expect(source.onActiveRun).toBe('queue');
+    expect(source.engine).toBe('auto');
     expect(source.quality).toEqual({ maxRejectRatio: 0.05 });
     expect(source.tables.orders).toEqual({
       key: ['id'],
@@ -274,6 +275,13 @@ describe('problems, each with its file, line, source and field', () => {
     expect(lines).toEqual([
       'F:4:19: source "orders": pagination.kind must be one of page, offset, cursor, link, none',
     ]);
+  });
+
+  it('takes an engine, and names the file, line and field of one it does not know', async () => {
+    const spark = await loadOne(VALID.replace('    schema:', '    engine: spark\n    schema:'));
+    expect(spark.engine).toBe('spark');
+    const lines = await problemLines(VALID.replace('    schema:', '    engine: duckdb\n    schema:'));
+    expect(lines).toEqual(['F:5:5: source "orders": engine must be one of auto, embedded, spark']);
   });
 
   it('says which field the chosen pagination kind does not take', async () => {
