@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Python tooling the tests use (requirements.txt) into .venv. Runs before every `npm test`, so it
 # does nothing when the venv already matches requirements.txt: the hash of the file it last installed is kept
-# in .venv/.requirements.sha256.
+# in .venv/.requirements.sha256 (with the embedded engine's spark/requirements-embedded.txt, which it includes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,7 @@ fi
 
 venv=.venv
 stamp="$venv/.requirements.sha256"
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+want="$(cat requirements.txt spark/requirements-embedded.txt | sha256sum | cut -d' ' -f1)"
 
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0

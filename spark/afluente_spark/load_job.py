@@ -13,10 +13,11 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .errors import SpecError, StepError, java_message
+from .errors import StepError, java_message
 from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
-from .spec import Table, Tables, check_spec_header, load_result_key, read_cursor_column, read_tables, require
+from .spec import (Table, Tables, check_transform_manifest, ledger_stale, load_result_key, read_load_spec,
+                   s3_root)
 from .split_job import configure
 from .sql import DIALECTS, WarehouseSql, ident
 
@@ -33,17 +34,7 @@ def _read_manifest(lake: Lake, root: str, key: str, run_id: int, tables: Tables)
         raise StepError(f"cannot read the transform manifest {key}: {java_message(error)}") from None
     except ValueError as error:
         raise StepError(f"the transform manifest {key} is not JSON: {error}") from None
-    what = f"the transform manifest {key}"
-    if manifest.get("version") != 1 or manifest.get("stage") != "transform":
-        raise SpecError(f"{what} is not a version 1 transform manifest")
-    if require(manifest, "runId", int, what) != run_id:
-        raise SpecError(f"{what} is for run {manifest['runId']}, not run {run_id}")
-    listed = require(manifest, "tables", dict, what)
-    for table in tables.all:
-        entry = listed.get(table.name)
-        if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
-            raise SpecError(f"{what} lists no files for table {table.name}")
-    return manifest
+    return check_transform_manifest(manifest, key, run_id, tables)
 
 
 def _staged_frame(spark: SparkSession, sql: WarehouseSql, table: Table, uris: List[str]) -> DataFrame:
@@ -107,14 +98,6 @@ def _fill_postgres(spark: SparkSession, sql: WarehouseSql, table: Table, uris: L
     frame.write.jdbc(url=writer_url("postgres", url), table=sql.staging(table), mode="append", properties=options)
 
 
-def _s3_root(root: str, spec_root: str) -> str:
-    for candidate in (root, spec_root):
-        for scheme in ("s3://", "s3a://", "s3n://"):
-            if candidate.startswith(scheme):
-                return "s3://" + candidate[len(scheme):]
-    raise StepError(f"redshift COPY reads from S3, but the lake root {root} is not an s3:// URI")
-
-
 def _check_folder(lake: Lake, root: str, prefix: str, files: List[Mapping[str, Any]]) -> None:
     """COPY reads every object under the prefix (a stray _SUCCESS would break it): the folder must hold exactly
     the manifest's files. Dot files are Hadoop's local checksums, never on S3."""
@@ -126,33 +109,16 @@ def _check_folder(lake: Lake, root: str, prefix: str, files: List[Mapping[str, A
 
 def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[str] = None) -> Dict[str, Any]:
     """Runs the step for a parsed spec; returns the LoadResult it wrote. Raises StepError on failure."""
-    check_spec_header(spec, JOB)
-    what = "the load spec"
-    run_id = require(spec, "runId", int, what)
-    source = require(spec, "source", str, what)
-    dt = require(spec, "dt", str, what)
-    spec_root = require(spec, "lakeRoot", str, what)
-    root = lake_root or spec_root
-    manifest_key = require(spec, "manifest", str, what)
-    tables = read_tables(require(spec, "tables", dict, what))
-    cursor_column = read_cursor_column(spec, tables, what)
-    warehouse = require(spec, "warehouse", dict, what)
-    dialect = require(warehouse, "dialect", str, "the load spec's warehouse")
-    if dialect not in DIALECTS:
-        raise SpecError(f"warehouse dialect {dialect!r} is not one of {', '.join(DIALECTS)}")
-    url = require(warehouse, "jdbcUrl", str, "the load spec's warehouse")
-    schema = require(warehouse, "schema", str, "the load spec's warehouse")
-    user = warehouse.get("user")
-    role_arn = warehouse.get("copyRoleArn")
+    step = read_load_spec(spec, JOB, DIALECTS, lake_root)
+    run_id, source, dt, root, spec_root = step.run_id, step.source, step.dt, step.root, step.spec_root
+    dialect, url, user, role_arn = step.dialect, step.url, step.user, step.copy_role_arn
     password = os.environ.get(PASSWORD_ENV) or None
 
     configure(spark)
     lake = Lake(spark)
-    manifest = _read_manifest(lake, root, manifest_key, run_id, tables)
+    manifest = _read_manifest(lake, root, step.manifest_key, run_id, step.tables)
     loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    sql = WarehouseSql(tables, dialect, schema, run_id, loaded_at, cursor_column)
-    if dialect == "redshift" and not role_arn:
-        raise SpecError("a redshift load needs warehouse.copyRoleArn")
+    sql = WarehouseSql(step.tables, dialect, step.schema, run_id, loaded_at, step.cursor_column)
 
     connection = Warehouse(spark, dialect, url, user, password)
     try:
@@ -162,7 +128,7 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
         ledger = connection.query(sql.select_ledger(), "read the load ledger")
         if ledger:
             rows = {str(name): int(count or 0) for name, count in ledger}
-            stale = _ledger_stale(sql, manifest, rows)
+            stale = ledger_stale(sql.tables, sql.cursor_column, manifest, rows)
             already = True
         else:
             rows, stale = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password,
@@ -174,16 +140,6 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
     result = {"version": 1, "stage": "load", "runId": run_id, "rows": rows, "stale": stale, "alreadyLoaded": already}
     lake.write_json(join(root, load_result_key(source, dt, run_id)), result)
     return result
-
-
-def _ledger_stale(sql: WarehouseSql, manifest: Mapping[str, Any], rows: Mapping[str, int]) -> Dict[str, int]:
-    """The stale rows of a load the ledger already holds. The ledger keeps only the rows merged, so with a cursor
-    column the stale rows are what the merge fell short of the curated rows; without one there were none."""
-    stale = {}
-    for table in sql.tables.all:
-        short = int(manifest["tables"][table.name].get("rows", 0)) - rows.get(table.name, 0)
-        stale[table.name] = max(0, short) if sql.cursor_column is not None else 0
-    return stale
 
 
 def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: WarehouseSql, manifest: Mapping[str, Any],
@@ -207,7 +163,7 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
                 assert role_arn is not None
                 prefix = str(entry["prefix"])
                 _check_folder(lake, root, prefix, files)
-                connection.execute(sql.copy(table, join(_s3_root(root, spec_root), prefix), role_arn),
+                connection.execute(sql.copy(table, join(s3_root(root, spec_root), prefix), role_arn),
                                    f"COPY into the staging table of {table.name}")
 
         rows: Dict[str, int] = {}

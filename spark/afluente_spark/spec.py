@@ -231,6 +231,16 @@ def _read_table(name: str, spec: Any) -> Table:
     )
 
 
+def cursor_parent_column(tables: Tables, cursor: Optional[Tuple[str, ...]]) -> Optional[str]:
+    """The parent column that reads exactly the cursor field's path (not a json one), if there is one."""
+    if cursor is None:
+        return None
+    for column in tables.parent.columns:
+        if column.path == cursor and column.type.kind != "json":
+            return column.name
+    return None
+
+
 def read_cursor_column(spec: Mapping[str, Any], tables: Tables, what: str) -> Optional[str]:
     """A load spec's cursorColumn: null (or absent, from an older service), or an ordered parent column."""
     name = spec.get("cursorColumn")
@@ -284,3 +294,114 @@ def load_result_key(source: str, dt: str, run_id: int) -> str:
 
 def column_types(tables: Tables) -> Dict[str, Dict[str, ColumnType]]:
     return {t.name: {c.name: c.type for c in tables.output_columns(t)} for t in tables.all}
+
+
+@dataclass(frozen=True)
+class TransformStep:
+    """A TransformSpec (contract/steps.ts), checked: what split_tables needs, for either engine."""
+    run_id: int
+    source: str
+    dt: str
+    root: str
+    inputs: Tuple[str, ...]
+    records: int
+    cursor_field: Optional[str]
+    tables: Tables
+
+
+def read_transform_spec(spec: Mapping[str, Any], job: str, lake_root: Optional[str] = None) -> TransformStep:
+    check_spec_header(spec, job)
+    what = "the transform spec"
+    run_id = require(spec, "runId", int, what)
+    source = require(spec, "source", str, what)
+    dt = require(spec, "dt", str, what)
+    root = lake_root or require(spec, "lakeRoot", str, what)
+    inputs = require(spec, "inputs", list, what)
+    if not all(isinstance(k, str) for k in inputs):
+        raise SpecError(f"{what}: inputs must be keys (strings)")
+    records = require(spec, "records", int, what)
+    cursor_field = spec.get("cursorField")
+    if cursor_field is not None and not isinstance(cursor_field, str):
+        raise SpecError(f"{what}: cursorField must be a string or null")
+    tables = read_tables(require(spec, "tables", dict, what))
+    return TransformStep(run_id, source, dt, root, tuple(inputs), records, cursor_field, tables)
+
+
+@dataclass(frozen=True)
+class LoadStep:
+    """A LoadSpec (contract/steps.ts), checked: what load_warehouse needs, for either engine."""
+    run_id: int
+    source: str
+    dt: str
+    #: The root the step reads and writes (--lake-root, else the spec's).
+    root: str
+    #: The spec's own lakeRoot: where COPY finds the curated files when the step runs on a staged copy.
+    spec_root: str
+    manifest_key: str
+    tables: Tables
+    cursor_column: Optional[str]
+    dialect: str
+    url: str
+    schema: str
+    user: Optional[str]
+    copy_role_arn: Optional[str]
+
+
+def read_load_spec(spec: Mapping[str, Any], job: str, dialects: Tuple[str, ...],
+                   lake_root: Optional[str] = None) -> LoadStep:
+    check_spec_header(spec, job)
+    what = "the load spec"
+    run_id = require(spec, "runId", int, what)
+    source = require(spec, "source", str, what)
+    dt = require(spec, "dt", str, what)
+    spec_root = require(spec, "lakeRoot", str, what)
+    manifest_key = require(spec, "manifest", str, what)
+    tables = read_tables(require(spec, "tables", dict, what))
+    cursor_column = read_cursor_column(spec, tables, what)
+    warehouse = require(spec, "warehouse", dict, what)
+    dialect = require(warehouse, "dialect", str, "the load spec's warehouse")
+    if dialect not in dialects:
+        raise SpecError(f"warehouse dialect {dialect!r} is not one of {', '.join(dialects)}")
+    url = require(warehouse, "jdbcUrl", str, "the load spec's warehouse")
+    schema = require(warehouse, "schema", str, "the load spec's warehouse")
+    role_arn = warehouse.get("copyRoleArn")
+    if dialect == "redshift" and not role_arn:
+        raise SpecError("a redshift load needs warehouse.copyRoleArn")
+    return LoadStep(run_id, source, dt, lake_root or spec_root, spec_root, manifest_key, tables, cursor_column,
+                    dialect, url, schema, warehouse.get("user"), role_arn)
+
+
+def check_transform_manifest(manifest: Any, key: str, run_id: int, tables: Tables) -> Mapping[str, Any]:
+    """The transform manifest a load reads, checked against the run and the tables it loads."""
+    what = f"the transform manifest {key}"
+    if not isinstance(manifest, Mapping) or manifest.get("version") != 1 or manifest.get("stage") != "transform":
+        raise SpecError(f"{what} is not a version 1 transform manifest")
+    if require(manifest, "runId", int, what) != run_id:
+        raise SpecError(f"{what} is for run {manifest['runId']}, not run {run_id}")
+    listed = require(manifest, "tables", dict, what)
+    for table in tables.all:
+        entry = listed.get(table.name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("files"), list):
+            raise SpecError(f"{what} lists no files for table {table.name}")
+    return manifest
+
+
+def ledger_stale(tables: Tables, cursor_column: Optional[str], manifest: Mapping[str, Any],
+                 rows: Mapping[str, int]) -> Dict[str, int]:
+    """The stale rows of a load the ledger already holds. The ledger keeps only the rows merged, so with a cursor
+    column the stale rows are what the merge fell short of the curated rows; without one there were none."""
+    stale = {}
+    for table in tables.all:
+        short = int(manifest["tables"][table.name].get("rows", 0)) - rows.get(table.name, 0)
+        stale[table.name] = max(0, short) if cursor_column is not None else 0
+    return stale
+
+
+def s3_root(root: str, spec_root: str) -> str:
+    """The s3:// root a Redshift COPY reads the curated files from: the effective root when it is on S3, else
+    the spec's (a runner that staged the lake in a local folder)."""
+    for candidate in (root, spec_root):
+        for scheme in ("s3://", "s3a://", "s3n://"):
+            if candidate.startswith(scheme):
+                return "s3://" + candidate[len(scheme):]
+    raise SpecError(f"redshift COPY reads from S3, but the lake root {root} is not an s3:// URI")

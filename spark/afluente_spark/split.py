@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from .errors import SpecError
 from .schema import raw_arrays_schema, record_schema
-from .spec import EXTRA_COLUMN, ORDERED_KINDS, Table, Tables
+from .spec import EXTRA_COLUMN, ORDERED_KINDS, Table, Tables, cursor_parent_column
 
 LINE = "value"
 FILE = "_afl_file"
@@ -140,12 +140,7 @@ class SplitPlan:
     @property
     def cursor_column(self) -> Optional[str]:
         """The parent column the cursor is, when a typed parent column reads exactly the cursor's path."""
-        if self.cursor is None:
-            return None
-        for column in self.tables.parent.columns:
-            if column.path == self.cursor and column.type.kind != "json":
-                return column.name
-        return None
+        return cursor_parent_column(self.tables, self.cursor)
 
     @property
     def cursor_columns(self) -> List[str]:

@@ -12,9 +12,9 @@ from pyspark.sql import functions as F
 
 from . import split
 from .diagnose import explain
-from .errors import SpecError, StepError, java_message
+from .errors import StepError, java_message
 from .lake import Lake, join
-from .spec import check_spec_header, curated_manifest_key, curated_prefix, read_tables, require
+from .spec import curated_manifest_key, curated_prefix, read_transform_spec
 from .split import FILE, LINE, POS, SplitPlan
 
 JOB = "split_tables"
@@ -106,21 +106,10 @@ def _curated_files(lake: Lake, root: str, prefix: str) -> List[Dict[str, Any]]:
 
 def run_split(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[str] = None) -> Dict[str, Any]:
     """Runs the step for a parsed spec; returns the manifest it wrote. Raises StepError on failure."""
-    check_spec_header(spec, JOB)
-    what = "the transform spec"
-    run_id = require(spec, "runId", int, what)
-    source = require(spec, "source", str, what)
-    dt = require(spec, "dt", str, what)
-    root = lake_root or require(spec, "lakeRoot", str, what)
-    inputs = require(spec, "inputs", list, what)
-    if not all(isinstance(k, str) for k in inputs):
-        raise SpecError(f"{what}: inputs must be keys (strings)")
-    expected = require(spec, "records", int, what)
-    cursor_field = spec.get("cursorField")
-    if cursor_field is not None and not isinstance(cursor_field, str):
-        raise SpecError(f"{what}: cursorField must be a string or null")
-    tables = read_tables(require(spec, "tables", dict, what))
-    plan = SplitPlan.build(tables, cursor_field)
+    step = read_transform_spec(spec, JOB, lake_root)
+    run_id, source, dt, root, expected, tables = step.run_id, step.source, step.dt, step.root, step.records, step.tables
+    inputs = list(step.inputs)
+    plan = SplitPlan.build(tables, step.cursor_field)
 
     configure(spark)
     lake = Lake(spark)

@@ -148,12 +148,11 @@ def transform_spec(lake: Lake, run_id: int, inputs: List[str], records: int, tab
     }
 
 
-def split(spark: Any, lake: Lake, run_id: int, parts: Sequence[Sequence[Record]], **spec_fields: Any) -> Dict[str, Any]:
-    from afluente_spark.split_job import run_split
-
+def split(engine: Any, lake: Lake, run_id: int, parts: Sequence[Sequence[Record]], **spec_fields: Any) -> Dict[str, Any]:
+    """Writes the parts and runs split_tables on them on the engine (conftest's `engine` fixture)."""
     inputs = lake.parts(run_id, parts)
     spec = transform_spec(lake, run_id, inputs, sum(len(p) for p in parts), **spec_fields)
-    return run_split(spark, spec)
+    return engine.run_split(spec)
 
 
 def manifest_key(run_id: int) -> str:
@@ -174,6 +173,8 @@ class Pg:
     conn: Any
     schema: str
     url: str
+    #: The schema Spark's twin load writes when the engine under test is the embedded one (see engines.py).
+    twin: Optional[str] = None
 
     def rows(self, table: str, columns: str = "*", order_by: str = "1") -> List[tuple]:
         return self.conn.execute(f'SELECT {columns} FROM "{self.schema}"."{table}" ORDER BY {order_by}').fetchall()
@@ -183,6 +184,8 @@ class Pg:
 
     def execute(self, sql: str) -> None:
         self.conn.execute(sql)
+        if self.twin is not None:
+            self.conn.execute(sql.replace(f'"{self.schema}"', f'"{self.twin}"'))
 
 
 def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
@@ -203,11 +206,9 @@ def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] 
     }
 
 
-def load(spark: Any, lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
+def load(engine: Any, lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
          cursor_column: Optional[str] = None) -> Dict[str, Any]:
-    from afluente_spark.load_job import run_load
-
-    return run_load(spark, load_spec(lake, run_id, pg, tables, cursor_column))
+    return engine.run_load(load_spec(lake, run_id, pg, tables, cursor_column))
 
 
 # Raw JSON lines for the typed load test: exact big numbers, unicode (emoji, CJK, combining accents, RTL,

@@ -44,9 +44,9 @@ TYPED = {
 }
 
 
-def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, lake, pg):
-    manifest = split(spark, lake, 1, [NUMBER_LINES_FOR_LOAD], tables=TYPED, cursor=None)
-    result = load(spark, lake, 1, pg, TYPED)
+def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, engine, lake, pg):
+    manifest = split(engine, lake, 1, [NUMBER_LINES_FOR_LOAD], tables=TYPED, cursor=None)
+    result = load(engine, lake, 1, pg, TYPED)
 
     assert result == {"version": 1, "stage": "load", "runId": 1, "rows": {"things": 3, "thing_labels": 4},
                       "stale": {"things": 0, "thing_labels": 0}, "alreadyLoaded": False}
@@ -74,33 +74,33 @@ def staging_tables(pg):
         (pg.schema,)).fetchall()
 
 
-def test_rerunning_a_load_changes_nothing_and_a_ledger_reset_reloads_the_same_rows(spark, lake, pg):
-    split(spark, lake, 1, [[order(1, items=ITEMS), order(2)]])
-    first = load(spark, lake, 1, pg)
+def test_rerunning_a_load_changes_nothing_and_a_ledger_reset_reloads_the_same_rows(spark, engine, lake, pg):
+    split(engine, lake, 1, [[order(1, items=ITEMS), order(2)]])
+    first = load(engine, lake, 1, pg)
     before = {t: pg.rows(t) for t in ("orders", "order_items", "order_tags")}
 
-    again = load(spark, lake, 1, pg)
+    again = load(engine, lake, 1, pg)
     assert again["alreadyLoaded"] is True and again["rows"] == first["rows"] == {
         "orders": 2, "order_items": 5, "order_tags": 4}
     assert {t: pg.rows(t) for t in before} == before  # untouched, even _afluente_loaded_at
 
     pg.execute(f'DELETE FROM "{pg.schema}"._afluente_load_ledger WHERE run_id = 1')
-    reloaded = load(spark, lake, 1, pg)
+    reloaded = load(engine, lake, 1, pg)
     assert reloaded["alreadyLoaded"] is False and reloaded["rows"] == first["rows"]
     for table, rows in before.items():
         # The same rows, once each; only the last column, _afluente_loaded_at, is new.
         assert [r[:-1] for r in pg.rows(table)] == [r[:-1] for r in rows]
 
 
-def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark, lake, pg):
-    split(spark, lake, 1, [[order(1, items=ITEMS), order(2)]])
+def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark, engine, lake, pg):
+    split(engine, lake, 1, [[order(1, items=ITEMS), order(2)]])
     pg.execute(f'CREATE SCHEMA "{pg.schema}"')
     # The child target exists with an incompatible type: its insert fails after the parent's merge ran.
     pg.execute(f'CREATE TABLE "{pg.schema}".order_items (order_id BIGINT, line INTEGER, sku INTEGER, quantity INTEGER, '
                'unit_price NUMERIC(12,2), _extra JSONB, _afluente_run_id BIGINT, _afluente_loaded_at TIMESTAMP)')
 
     with pytest.raises(StepError, match=r"insert into order_items failed: .*sku"):
-        load(spark, lake, 1, pg)
+        load(engine, lake, 1, pg)
     assert pg.count("orders") == 0
     assert pg.count("order_items") == 0
     assert pg.count("_afluente_load_ledger") == 0
@@ -108,7 +108,7 @@ def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark,
     assert not lake.file(RESULT_KEY.format(1)).exists()
 
     pg.execute(f'DROP TABLE "{pg.schema}".order_items')
-    result = load(spark, lake, 1, pg)
+    result = load(engine, lake, 1, pg)
     assert result["rows"] == {"orders": 2, "order_items": 5, "order_tags": 4} and not result["alreadyLoaded"]
     assert pg.rows("orders", "id") == [(1,), (2,)]
     assert pg.rows("order_items", "order_id, line, sku, unit_price", "1, 2") == [
@@ -117,11 +117,11 @@ def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark,
     assert pg.count("_afluente_load_ledger") == 3
 
 
-def test_an_updated_record_replaces_its_row_and_its_children(spark, lake, pg):
-    split(spark, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T10)]])
-    load(spark, lake, 1, pg)
-    split(spark, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=[])]])
-    load(spark, lake, 2, pg)
+def test_an_updated_record_replaces_its_row_and_its_children(spark, engine, lake, pg):
+    split(engine, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T10)]])
+    load(engine, lake, 1, pg)
+    split(engine, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=[])]])
+    load(engine, lake, 2, pg)
 
     assert pg.rows("orders", "id, status, updated_at, _afluente_run_id") == [
         (1, "shipped", datetime.datetime(2026, 11, 23, 12, 0), 2),
@@ -134,16 +134,16 @@ def test_an_updated_record_replaces_its_row_and_its_children(spark, lake, pg):
         (2, "order_items", 2), (2, "order_tags", 0), (2, "orders", 1)]
 
 
-def test_an_older_load_never_replaces_newer_rows_or_their_children(spark, lake, pg):
+def test_an_older_load_never_replaces_newer_rows_or_their_children(spark, engine, lake, pg):
     # Run 1 read older versions, but its load commits after run 2's (a retry, a replay, overlapping runs).
-    old = split(spark, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T12, status="cancelled",
+    old = split(engine, lake, 1, [[order(1, updated_at=T10, items=ITEMS), order(2, updated_at=T12, status="cancelled",
                                                                                items=[], tags=[]),
                                   order(3, updated_at=T10)]])
-    split(spark, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=["late"]),
+    split(engine, lake, 2, [[order(1, updated_at=T12, status="shipped", items=ITEMS[:2], tags=["late"]),
                             order(2, updated_at=T12, status="shipped")]])
-    load(spark, lake, 2, pg, cursor_column="updated_at")
+    load(engine, lake, 2, pg, cursor_column="updated_at")
 
-    result = load(spark, lake, 1, pg, cursor_column="updated_at")
+    result = load(engine, lake, 1, pg, cursor_column="updated_at")
     # Order 1 is stale with its 3 items and 2 tags; order 2 has an equal cursor, so it replaces; order 3 is new.
     assert result["stale"] == {"orders": 1, "order_items": 3, "order_tags": 2}
     assert result["rows"] == {"orders": 2, "order_items": 2, "order_tags": 2}
@@ -164,16 +164,16 @@ def test_an_older_load_never_replaces_newer_rows_or_their_children(spark, lake, 
 
     # A second run of the load finds it in the ledger, changes nothing, and reports the same counts.
     before = {t: pg.rows(t) for t in ("orders", "order_items", "order_tags")}
-    again = load(spark, lake, 1, pg, cursor_column="updated_at")
+    again = load(engine, lake, 1, pg, cursor_column="updated_at")
     assert again == {**result, "alreadyLoaded": True}
     assert {t: pg.rows(t) for t in before} == before
 
 
-def test_a_null_cursor_on_either_side_lets_the_staged_row_win(spark, lake, pg):
-    split(spark, lake, 1, [[order(1, updated_at=None, status="first"), order(2, updated_at=T12, status="first")]])
-    load(spark, lake, 1, pg, cursor_column="updated_at")
-    split(spark, lake, 2, [[order(1, updated_at=T10, status="second"), order(2, updated_at=None, status="second")]])
-    result = load(spark, lake, 2, pg, cursor_column="updated_at")
+def test_a_null_cursor_on_either_side_lets_the_staged_row_win(spark, engine, lake, pg):
+    split(engine, lake, 1, [[order(1, updated_at=None, status="first"), order(2, updated_at=T12, status="first")]])
+    load(engine, lake, 1, pg, cursor_column="updated_at")
+    split(engine, lake, 2, [[order(1, updated_at=T10, status="second"), order(2, updated_at=None, status="second")]])
+    result = load(engine, lake, 2, pg, cursor_column="updated_at")
 
     assert result["stale"] == {"orders": 0, "order_items": 0, "order_tags": 0}
     assert result["rows"] == {"orders": 2, "order_items": 4, "order_tags": 4}
@@ -181,11 +181,11 @@ def test_a_null_cursor_on_either_side_lets_the_staged_row_win(spark, lake, pg):
     assert pg.rows("order_items", "DISTINCT _afluente_run_id") == [(2,)]
 
 
-def test_without_a_cursor_column_the_last_load_wins(spark, lake, pg):
-    split(spark, lake, 1, [[order(1, updated_at=T10, status="old")]])
-    split(spark, lake, 2, [[order(1, updated_at=T12, status="new")]])
-    load(spark, lake, 2, pg)
-    result = load(spark, lake, 1, pg)
+def test_without_a_cursor_column_the_last_load_wins(spark, engine, lake, pg):
+    split(engine, lake, 1, [[order(1, updated_at=T10, status="old")]])
+    split(engine, lake, 2, [[order(1, updated_at=T12, status="new")]])
+    load(engine, lake, 2, pg)
+    result = load(engine, lake, 1, pg)
 
     assert result["stale"] == {"orders": 0, "order_items": 0, "order_tags": 0}
     assert result["rows"] == {"orders": 1, "order_items": 2, "order_tags": 2}
@@ -196,13 +196,13 @@ def test_without_a_cursor_column_the_last_load_wins(spark, lake, pg):
 TRICKY = ["", "  padded  ", 'say "hi", then, go', "two\nlines\r\nand more", "back\\slash \\N", "\\.", "NULL", ","]
 
 
-def test_strings_that_are_hard_for_csv_reach_the_warehouse_exactly(spark, lake, pg):
+def test_strings_that_are_hard_for_csv_reach_the_warehouse_exactly(spark, engine, lake, pg):
     # A local load fills staging through COPY … (FORMAT csv): quotes, separators, line breaks, white space, the
     # empty string (not NULL) and COPY's own markers must all come through unchanged.
     records = [{"id": i + 1, "name": text, "labels": [text, None]} for i, text in enumerate(TRICKY)]
     records.append({"id": 100, "name": None, "labels": []})
-    split(spark, lake, 1, [records], tables=TYPED, cursor=None)
-    load(spark, lake, 1, pg, TYPED)
+    split(engine, lake, 1, [records], tables=TYPED, cursor=None)
+    load(engine, lake, 1, pg, TYPED)
     assert pg.rows("things", "id, name", "1") == [(i + 1, t) for i, t in enumerate(TRICKY)] + [(100, None)]
     assert pg.rows("thing_labels", "thing_id, position, value", "1, 2") == [
         row for i, t in enumerate(TRICKY) for row in ((i + 1, 0, t), (i + 1, 1, None))]

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from helpers import DT, SOURCE, Lake, demo_tables, manifest_key, order, rows, split, transform_spec
 
+from afluente_embedded import split_job as embedded_split_job
 from afluente_spark import split_job
 from afluente_spark.errors import StepError
-from afluente_spark.split_job import run_split
 
 T10 = "2026-11-23T10:00:00.000Z"
 T11 = "2026-11-23T11:00:00.000Z"
@@ -22,16 +22,13 @@ def items(*lines: int, sku: str = "S"):
     return [{"line": n, "sku": f"{sku}{n}", "quantity": n, "unit_price": n + 0.5} for n in lines]
 
 
-@pytest.fixture(scope="module")
-def demo_run(spark, tmp_path_factory):
-    """One ordinary run, shared by the tests that only read it."""
-    root = tmp_path_factory.mktemp("demo") / "lake"
-    root.mkdir()
-    lake = Lake(root)
-    return lake, split(spark, lake, 7, [[order(1), order(2)], [order(3, items=items(1, 2, 3))]])
+@pytest.fixture
+def demo_run(engine, lake):
+    """One ordinary run."""
+    return lake, split(engine, lake, 7, [[order(1), order(2)], [order(3, items=items(1, 2, 3))]])
 
 
-def test_manifest_follows_the_contract_and_lists_exactly_the_written_files(spark, demo_run):
+def test_manifest_follows_the_contract_and_lists_exactly_the_written_files(spark, engine, demo_run):
     lake, manifest = demo_run
 
     assert lake.read_json(manifest_key(7)) == manifest
@@ -57,7 +54,7 @@ def test_manifest_follows_the_contract_and_lists_exactly_the_written_files(spark
         assert sum(f["rows"] for f in table["files"]) == table["rows"]
 
 
-def test_columns_types_and_nested_paths(spark, demo_run):
+def test_columns_types_and_nested_paths(spark, engine, demo_run):
     lake, manifest = demo_run
     row = rows(spark, lake, manifest, "orders", ["id"])[0]
     assert row == {
@@ -77,8 +74,8 @@ def test_columns_types_and_nested_paths(spark, demo_run):
     ]
 
 
-def test_empty_null_or_missing_arrays_give_no_child_rows_but_keep_the_parent(spark, lake):
-    manifest = split(spark, lake, 1, [[
+def test_empty_null_or_missing_arrays_give_no_child_rows_but_keep_the_parent(spark, engine, lake):
+    manifest = split(engine, lake, 1, [[
         order(1, items=[], tags=[]),
         order(2, items=None, tags=None),
         order(3, items="missing", tags="missing"),
@@ -91,7 +88,7 @@ def test_empty_null_or_missing_arrays_give_no_child_rows_but_keep_the_parent(spa
     assert manifest["childDuplicates"] == {"order_items": 0, "order_tags": 0}
 
 
-def test_duplicates_in_a_run_keep_the_latest_cursor_and_its_children(spark, lake):
+def test_duplicates_in_a_run_keep_the_latest_cursor_and_its_children(spark, engine, lake):
     first = [
         order(1, updated_at=T10, status="newest", items=items(1, 2, 3)),
         order(2, updated_at=T10, status="tie-earlier"),
@@ -102,7 +99,7 @@ def test_duplicates_in_a_run_keep_the_latest_cursor_and_its_children(spark, lake
         order(3, status="single"),
         order(2, updated_at=T10, status="tie-latest-line", tags=["t"]),
     ]
-    manifest = split(spark, lake, 1, [first, second])
+    manifest = split(engine, lake, 1, [first, second])
 
     parents = {r["id"]: r["status"] for r in rows(spark, lake, manifest, "orders")}
     assert parents == {1: "newest", 2: "tie-latest-line", 3: "single"}
@@ -113,37 +110,37 @@ def test_duplicates_in_a_run_keep_the_latest_cursor_and_its_children(spark, lake
     assert [r["value"] for r in rows(spark, lake, manifest, "order_tags") if r["order_id"] == 2] == ["t"]
 
 
-def test_ties_and_no_cursor_follow_input_list_order_not_part_names(spark, lake):
+def test_ties_and_no_cursor_follow_input_list_order_not_part_names(spark, engine, lake):
     a = lake.write_part(f"validated/source={SOURCE}/dt={DT}/run=1/part-00000-00000.ndjson.gz",
                         [order(1, status="from-a", updated_at=T11)])
     b = lake.write_part(f"validated/source={SOURCE}/dt={DT}/run=1/part-00000-00001.ndjson.gz",
                         [order(1, status="from-b", updated_at=T09)])
     # b listed first, a last: with no cursor the later input wins even though its name sorts first.
-    manifest = run_split(spark, transform_spec(lake, 1, [b, a], 2, cursor=None))
+    manifest = engine.run_split(transform_spec(lake, 1, [b, a], 2, cursor=None))
     assert [r["status"] for r in rows(spark, lake, manifest, "orders")] == ["from-a"]
-    manifest = run_split(spark, transform_spec(lake, 1, [a, b], 2, cursor=None))
+    manifest = engine.run_split(transform_spec(lake, 1, [a, b], 2, cursor=None))
     assert [r["status"] for r in rows(spark, lake, manifest, "orders")] == ["from-b"]
 
 
-def test_cursor_outside_the_columns_compares_numbers_as_numbers(spark, lake):
+def test_cursor_outside_the_columns_compares_numbers_as_numbers(spark, engine, lake):
     records = [
         order(1, status="v10", meta={"version": 10}),
         order(1, status="v9", meta={"version": 9}),  # later in input, but 9 < 10 (as text "9" > "10")
         order(2, status="ts-new", meta={"version": "2026-11-23T10:00:00Z"}),
         order(2, status="ts-old", meta={"version": "2026-11-22T23:00:00+01:00"}),
     ]
-    manifest = split(spark, lake, 1, [records], cursor="meta.version")
+    manifest = split(engine, lake, 1, [records], cursor="meta.version")
     assert {r["id"]: r["status"] for r in rows(spark, lake, manifest, "orders")} == {1: "v10", 2: "ts-new"}
     assert manifest["duplicates"] == 2
 
 
-def test_child_rows_with_the_same_key_keep_the_last_element(spark, lake):
+def test_child_rows_with_the_same_key_keep_the_last_element(spark, engine, lake):
     elements = [
         {"line": 1, "sku": "first", "quantity": 1, "unit_price": 1},
         {"line": 2, "sku": "other", "quantity": 1, "unit_price": 1},
         {"line": 1, "sku": "last", "quantity": 1, "unit_price": 1},
     ]
-    manifest = split(spark, lake, 1, [[order(1, items=elements), order(2, items=elements[:1])]])
+    manifest = split(engine, lake, 1, [[order(1, items=elements), order(2, items=elements[:1])]])
     got = sorted((r["order_id"], r["line"], r["sku"]) for r in rows(spark, lake, manifest, "order_items"))
     assert got == [(1, 1, "last"), (1, 2, "other"), (2, 1, "first")]
     assert manifest["childDuplicates"] == {"order_items": 1, "order_tags": 0}
@@ -152,13 +149,13 @@ def test_child_rows_with_the_same_key_keep_the_last_element(spark, lake):
 UNICODE = ["🚀 launch ✨", "東京都渋谷区", "Ame\u0301lie", "\u05e9\u05dc\u05d5\u05dd", "tab\tand\nnewline", "𝔘𝔫𝔦"]
 
 
-def test_unicode_round_trips_to_parquet(spark, lake):
+def test_unicode_round_trips_to_parquet(spark, engine, lake):
     records = [
         order(i, customer={"id": i, "name": text, "address": {"city": text, "country": "JP"}},
               items=[{"line": 1, "sku": text, "quantity": 1, "unit_price": 1}], tags=[text])
         for i, text in enumerate(UNICODE, start=1)
     ]
-    manifest = split(spark, lake, 1, [records])
+    manifest = split(engine, lake, 1, [records])
     assert [r["customer_name"] for r in rows(spark, lake, manifest, "orders", ["id"])] == UNICODE
     assert [r["sku"] for r in rows(spark, lake, manifest, "order_items", ["order_id"])] == UNICODE
     assert [r["value"] for r in rows(spark, lake, manifest, "order_tags", ["order_id"])] == UNICODE
@@ -189,51 +186,51 @@ NUMBER_VALUES = [
 ]
 
 
-def test_big_integers_and_decimals_survive_exactly(spark, lake):
-    manifest = split(spark, lake, 1, [NUMBER_LINES], tables=NUMBERS, cursor=None)
+def test_big_integers_and_decimals_survive_exactly(spark, engine, lake):
+    manifest = split(engine, lake, 1, [NUMBER_LINES], tables=NUMBERS, cursor=None)
     got = [(r["id"], r["big"], r["wide"], r["money"]) for r in rows(spark, lake, manifest, "nums", ["id"])]
     assert got == NUMBER_VALUES
     assert list(rows(spark, lake, manifest, "nums")[0]) == ["id", "big", "wide", "money"]  # ignore: no _extra
 
 
-def test_a_wrong_typed_value_fails_with_the_part_line_and_column(spark, lake):
+def test_a_wrong_typed_value_fails_with_the_part_line_and_column(spark, engine, lake):
     good = [order(1), order(2)]
     bad = [order(3), order(4), order(5, total="lots")]
     with pytest.raises(StepError) as failure:
-        split(spark, lake, 1, [good, bad])
+        split(engine, lake, 1, [good, bad])
     message = str(failure.value)
     assert message.startswith(f"part validated/source={SOURCE}/dt={DT}/run=1/part-00000-00001.ndjson.gz line 3: ")
     assert 'column orders.total is decimal(12,2), but total is "lots"' in message
     assert not lake.file(manifest_key(1)).exists()
 
 
-def test_a_wrong_typed_child_value_names_the_element(spark, lake):
+def test_a_wrong_typed_child_value_names_the_element(spark, engine, lake):
     elements = [{"line": 1, "sku": "a", "quantity": 1, "unit_price": 1},
                 {"line": 2, "sku": "b", "quantity": "two", "unit_price": 1}]
     with pytest.raises(StepError) as failure:
-        split(spark, lake, 1, [[order(1, items=elements)]])
+        split(engine, lake, 1, [[order(1, items=elements)]])
     assert 'line 1: column order_items.quantity is int, but items[1].quantity is "two"' in str(failure.value)
 
 
-def test_a_wrong_record_count_fails_naming_both_numbers(spark, lake):
+def test_a_wrong_record_count_fails_naming_both_numbers(spark, engine, lake):
     inputs = lake.parts(1, [[order(1), order(2)]])
     with pytest.raises(StepError, match=r"^read 2 records from 1 part, but the spec says 3$"):
-        run_split(spark, transform_spec(lake, 1, inputs, 3))
+        engine.run_split(transform_spec(lake, 1, inputs, 3))
     assert not lake.file(manifest_key(1)).exists()
 
 
-def test_a_record_without_its_key_fails(spark, lake):
+def test_a_record_without_its_key_fails(spark, engine, lake):
     record = order(1)
     del record["id"]
     with pytest.raises(StepError, match=r"part-00000-00000.ndjson.gz line 2: a record has no value for the key"):
-        split(spark, lake, 1, [[order(2), record]])
+        split(engine, lake, 1, [[order(2), record]])
 
 
-def test_extra_keeps_unknown_top_level_fields_as_exact_json(spark, lake):
+def test_extra_keeps_unknown_top_level_fields_as_exact_json(spark, engine, lake):
     unknown = {"note": "it's \"quoted\" 😀", "n": 5, "flag": True, "obj": {"a": [1, "2"]}, "nothing": None,
                "numeric_text": "123", "json_text": "{\"x\":1}", "dotted.key": 1, "it's": "q"}
     element = {"line": 1, "sku": "a", "quantity": 1, "unit_price": 1, "discount": {"pct": 10}, "tag": "x"}
-    manifest = split(spark, lake, 1, [[order(1, items=[element], **unknown), order(2)]])
+    manifest = split(engine, lake, 1, [[order(1, items=[element], **unknown), order(2)]])
     parents = {r["id"]: r["_extra"] for r in rows(spark, lake, manifest, "orders")}
     assert json.loads(parents[1]) == unknown  # customer.email is not here: customer is read
     assert parents[2] is None
@@ -242,11 +239,11 @@ def test_extra_keeps_unknown_top_level_fields_as_exact_json(spark, lake):
     assert all(r["_extra"] is None for r in rows(spark, lake, manifest, "order_tags"))
 
 
-def test_ignore_and_reject_write_no_extra_column(spark, lake):
+def test_ignore_and_reject_write_no_extra_column(spark, engine, lake):
     # reject is the validate stage's job; here it is the same as ignore.
     tables = demo_tables(orders="ignore", order_items="reject", order_tags="ignore")
     element = {"line": 1, "sku": "a", "quantity": 1, "unit_price": 1, "surprise": 2}
-    manifest = split(spark, lake, 1, [[order(1, surprise=1, items=[element])]], tables=tables)
+    manifest = split(engine, lake, 1, [[order(1, surprise=1, items=[element])]], tables=tables)
     for name in ("orders", "order_items", "order_tags"):
         assert "_extra" not in rows(spark, lake, manifest, name)[0]
 
@@ -276,14 +273,14 @@ JSON_TABLES = {
 }
 
 
-def test_json_columns_hold_exact_json_text(spark, lake):
+def test_json_columns_hold_exact_json_text(spark, engine, lake):
     values = ["a string", {"x": [1, {"y": None}]}, 12.5, True, [1, "b"], "{\"looks\":\"like json\"}"]
     records = [
         {"id": i, "data": {"payload": v}, "parts": [{"kind": "k", "body": v}], "raw": [v, None]}
         for i, v in enumerate(values)
     ]
     records.append({"id": 99, "data": {"payload": None}, "parts": [{"kind": "none"}], "raw": []})
-    manifest = split(spark, lake, 1, [records], tables=JSON_TABLES, cursor=None)
+    manifest = split(engine, lake, 1, [records], tables=JSON_TABLES, cursor=None)
     payloads = {r["id"]: r["payload"] for r in rows(spark, lake, manifest, "events")}
     bodies = {r["event_id"]: r["body"] for r in rows(spark, lake, manifest, "event_parts")}
     raws = {(r["event_id"], r["position"]): r["value"] for r in rows(spark, lake, manifest, "event_raw")}
@@ -295,15 +292,15 @@ def test_json_columns_hold_exact_json_text(spark, lake):
     assert payloads[99] is None and bodies[99] is None
 
 
-def test_a_retry_overwrites_its_own_run_and_nothing_else(spark, lake):
-    split(spark, lake, 1, [[order(1), order(2), order(3)]])
-    run2 = split(spark, lake, 2, [[order(10)]])
+def test_a_retry_overwrites_its_own_run_and_nothing_else(spark, engine, lake):
+    split(engine, lake, 1, [[order(1), order(2), order(3)]])
+    run2 = split(engine, lake, 2, [[order(10)]])
     run2_files = {n: sorted(os.listdir(lake.file(t["prefix"]))) for n, t in run2["tables"].items()}
     foreign = lake.file(f"curated/other_table/dt={DT}/run=1/part-00000.parquet")
     foreign.parent.mkdir(parents=True)
     foreign.write_bytes(b"not ours")
 
-    retry = split(spark, lake, 1, [[order(4)]])
+    retry = split(engine, lake, 1, [[order(4)]])
 
     assert [r["id"] for r in rows(spark, lake, retry, "orders")] == [4]
     for name, table in retry["tables"].items():
@@ -315,25 +312,26 @@ def test_a_retry_overwrites_its_own_run_and_nothing_else(spark, lake):
     assert lake.read_json(manifest_key(1)) == retry
 
 
-def test_a_failing_retry_uncommits_the_previous_manifest(spark, lake):
-    split(spark, lake, 1, [[order(1)]])
+def test_a_failing_retry_uncommits_the_previous_manifest(spark, engine, lake):
+    split(engine, lake, 1, [[order(1)]])
     assert lake.file(manifest_key(1)).exists()
     with pytest.raises(StepError):
-        split(spark, lake, 1, [[order(1, total="oops")]])
+        split(engine, lake, 1, [[order(1, total="oops")]])
     assert not lake.file(manifest_key(1)).exists()
 
 
-def test_large_tables_are_written_in_several_files(spark, lake, monkeypatch):
+def test_large_tables_are_written_in_several_files(spark, engine, lake, monkeypatch):
     monkeypatch.setattr(split_job, "ROWS_PER_FILE", 2)
-    manifest = split(spark, lake, 1, [[order(i, tags=[]) for i in range(1, 6)]])
+    monkeypatch.setattr(embedded_split_job, "ROWS_PER_FILE", 2)
+    manifest = split(engine, lake, 1, [[order(i, tags=[]) for i in range(1, 6)]])
     files = manifest["tables"]["orders"]["files"]
     assert len(files) == 3
     assert sorted(f["rows"] for f in files) == [1, 2, 2]
     assert manifest["tables"]["order_tags"]["rows"] == 0 and len(manifest["tables"]["order_tags"]["files"]) == 1
 
 
-def test_a_run_without_records_writes_empty_tables(spark, lake):
-    manifest = run_split(spark, transform_spec(lake, 3, [], 0))
+def test_a_run_without_records_writes_empty_tables(spark, engine, lake):
+    manifest = engine.run_split(transform_spec(lake, 3, [], 0))
     assert manifest["read"] == 0
     for table in manifest["tables"].values():
         assert table["rows"] == 0 and [f["rows"] for f in table["files"]] == [0]

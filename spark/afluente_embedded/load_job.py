@@ -1,0 +1,155 @@
+"""load_warehouse on DuckDB and psycopg: reads a LoadSpec (contract/steps.ts) and merges exactly the files of the
+transform's manifest into the warehouse, in one transaction recorded in the load ledger, then writes the
+LoadResult. The statements are the Spark job's (afluente_spark/sql.py); only the staging is filled another way:
+
+- PostgreSQL: DuckDB reads the manifest's Parquet files and writes them as CSV, which COPY … FROM STDIN streams
+  into the staging table (PostgreSQL's bulk path; dates, timestamps and json are staged as text, as there).
+- Redshift: COPY from the curated Parquet on S3, as the Spark job does.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import duckdb
+
+from afluente_spark.errors import StepError
+from afluente_spark.spec import (LoadStep, Table, check_transform_manifest, ledger_stale, load_result_key,
+                                 read_load_spec, s3_root)
+from afluente_spark.sql import DIALECTS, WarehouseSql, ident
+
+from .lake import FileLake
+from .plan import literal
+from .session import open_session
+from .warehouse import Warehouse
+
+JOB = "load_warehouse"
+PASSWORD_ENV = "AFLUENTE_WAREHOUSE_PASSWORD"
+
+
+def _read_manifest(lake: FileLake, step: LoadStep) -> Mapping[str, Any]:
+    key = step.manifest_key
+    try:
+        manifest = lake.read_json(key)
+    except OSError as error:
+        raise StepError(f"cannot read the transform manifest {key}: {error}") from None
+    except ValueError as error:
+        raise StepError(f"the transform manifest {key} is not JSON: {error}") from None
+    return check_transform_manifest(manifest, key, step.run_id, step.tables)
+
+
+def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_limit: str = "512MB",
+             threads: int = 0, temp_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Runs the step for a parsed spec; returns the LoadResult it wrote. Raises StepError on failure."""
+    step = read_load_spec(spec, JOB, DIALECTS, lake_root)
+    lake = FileLake(step.root)
+    manifest = _read_manifest(lake, step)
+    loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql = WarehouseSql(step.tables, step.dialect, step.schema, step.run_id, loaded_at, step.cursor_column)
+
+    warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
+    try:
+        for label, statement in sql.setup():
+            warehouse.execute(statement, label)
+        ledger = warehouse.query(sql.select_ledger(), "read the load ledger")
+        if ledger:
+            rows = {str(name): int(count or 0) for name, count in ledger}
+            stale = ledger_stale(sql.tables, sql.cursor_column, manifest, rows)
+            already = True
+        else:
+            with open_session(temp_dir, memory_limit, threads) as connection:
+                rows, stale = _load(connection, warehouse, lake, step, sql, manifest, temp_dir)
+            already = False
+    finally:
+        warehouse.close()
+
+    result = {"version": 1, "stage": "load", "runId": step.run_id, "rows": rows, "stale": stale,
+              "alreadyLoaded": already}
+    lake.write_json(load_result_key(step.source, step.dt, step.run_id), result)
+    return result
+
+
+def _staged_columns(sql: WarehouseSql, table: Table) -> List[str]:
+    """The Parquet columns as their staging text: timestamps in UTC without an offset, as the Spark job stages
+    them; everything else as DuckDB writes it in CSV (decimals exact, doubles round-trip)."""
+    columns = []
+    for column in sql.columns(table):
+        name = ident(column.name)
+        if column.type.kind == "timestamp":
+            columns.append(f"CAST(CAST({name} AS TIMESTAMP) AS VARCHAR) AS {name}")
+        else:
+            columns.append(name)
+    return columns
+
+
+def _fill_postgres(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, sql: WarehouseSql, table: Table,
+                   paths: List[str], folder: str) -> None:
+    if not paths:
+        return
+    csv = os.path.join(folder, f"{table.name}.csv")
+    listed = ", ".join(literal(p) for p in paths)
+    text_columns = [ident(c.name) for c in sql.columns(table)
+                    if c.type.kind in ("string", "json", "date", "timestamp")]
+    # Every text value quoted: an empty string is "" and NULL an empty unquoted field, as COPY's CSV reads them,
+    # and a value such as \. or a line break cannot end or split a row.
+    force = f", FORCE_QUOTE ({', '.join(text_columns)})" if text_columns else ""
+    connection.execute(f"COPY (SELECT {', '.join(_staged_columns(sql, table))} FROM read_parquet([{listed}])) "
+                       f"TO {literal(csv)} (FORMAT csv, HEADER false{force})")
+    names = ", ".join(ident(c.name) for c in sql.columns(table))
+    try:
+        warehouse.copy_in(f"COPY {sql.staging(table)} ({names}) FROM STDIN WITH (FORMAT csv)", csv,
+                          f"COPY into the staging table of {table.name}")
+    finally:
+        os.remove(csv)
+
+
+def _load(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, lake: FileLake, step: LoadStep,
+          sql: WarehouseSql, manifest: Mapping[str, Any], temp_dir: Optional[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
+    tables = sql.tables
+    try:
+        with tempfile.TemporaryDirectory(prefix="afluente-copy-", dir=temp_dir or None) as folder:
+            # Staging is filled outside the transaction, as the Spark job does.
+            for table in tables.all:
+                for label, statement in sql.staging_statements(table):
+                    warehouse.execute(statement, label)
+                entry = manifest["tables"][table.name]
+                if sql.dialect == "postgres":
+                    paths = [lake.path(str(f["key"])) for f in entry["files"]]
+                    try:
+                        _fill_postgres(connection, warehouse, sql, table, paths, folder)
+                    except duckdb.Error as error:
+                        raise StepError(f"reading the curated files of {table.name} failed: {error}") from None
+                else:
+                    assert step.copy_role_arn is not None
+                    prefix = s3_root(step.root, step.spec_root).rstrip("/") + "/" + str(entry["prefix"])
+                    warehouse.execute(sql.copy(table, prefix, step.copy_role_arn),
+                                      f"COPY into the staging table of {table.name}")
+
+        rows: Dict[str, int] = {}
+        stale = {table.name: 0 for table in tables.all}
+        warehouse.set_autocommit(False)
+        try:
+            for name, (label, statement) in sql.drop_stale():
+                stale[name] = warehouse.execute(statement, label)
+            for table in tables.all:
+                for label, statement in sql.merge(table):
+                    count = warehouse.execute(statement, label)
+                    if label.startswith("insert"):
+                        rows[table.name] = count
+            for table in tables.all:
+                warehouse.execute(sql.insert_ledger(table, rows[table.name]), f"ledger row for {table.name}")
+            warehouse.commit()
+        except BaseException:
+            warehouse.rollback()
+            raise
+        finally:
+            warehouse.set_autocommit(True)
+        return rows, stale
+    finally:
+        for table in tables.all:
+            try:
+                warehouse.execute(sql.drop_staging(table), f"drop staging for {table.name}")
+            except StepError:
+                pass
