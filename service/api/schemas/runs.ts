@@ -74,10 +74,15 @@ export const CreateRunBody = Type.Object(
 );
 export type CreateRunBody = Static<typeof CreateRunBody>;
 
-export const RetryRunBody = Type.Union([
-  Type.Object({ engine: Type.Optional(EngineField) }, { additionalProperties: false }),
-  Type.Null(),
-]);
+/**
+ * A retry's body: `{engine?}`, or none at all (which Fastify reads as null). One schema rather than a union with
+ * null, so a bad field gets one message that names it.
+ */
+export const RetryRunBody = Type.Unsafe<{ engine?: Static<typeof EngineField> } | null>({
+  type: ['object', 'null'],
+  properties: { engine: EngineField },
+  additionalProperties: false,
+});
 
 export const CreateRunHeaders = Type.Object({
   'idempotency-key': Type.Optional(
