@@ -14,7 +14,7 @@ import { SparkArtifacts } from './constructs/spark-artifacts.ts';
 import { StateDatabase } from './constructs/state-database.ts';
 import { Warehouse } from './constructs/warehouse.ts';
 import { acknowledgeWildcardResources } from './nag.ts';
-import type { AfluenteSettings } from './settings.ts';
+import { EMBEDDED_BUDGET, type AfluenteSettings } from './settings.ts';
 
 export interface AfluenteStackProps extends StackProps {
   /** The context flags (settings.ts), as afluente-app.ts read them. Required. */
@@ -96,6 +96,16 @@ export class AfluenteStack extends Stack {
         AFLUENTE_MYSQL_PASSWORD: ecs.Secret.fromSecretsManager(this.state.secret, 'password'),
         AFLUENTE_REDIS_PASSWORD: ecs.Secret.fromSecretsManager(this.queue.authToken),
       },
+      workerEnvironment: this.embeddedEnvironment(settings),
+      // The embedded load logs in as the URL's user, the admin; the Spark load on EMR uses IAM instead.
+      workerSecrets: {
+        AFLUENTE_WAREHOUSE_PASSWORD: ecs.Secret.fromSecretsManager(this.warehouse.adminSecret, 'password'),
+      },
+      worker: {
+        cpu: settings.workerCpu,
+        memoryMiB: settings.workerMemoryMiB,
+        ephemeralStorageGiB: settings.workerEphemeralStorageGiB,
+      },
       accessLogsBucket: this.logs.bucket,
       logRemovalPolicy: keep,
       ...(settings.certificateArn ? { certificateArn: settings.certificateArn } : {}),
@@ -105,9 +115,12 @@ export class AfluenteStack extends Stack {
       this.state.allowFrom(service, `afluente ${name} service`);
       this.queue.allowFrom(service, `afluente ${name} service`);
     }
+    // The embedded load runs in the worker: COPY from curated/ (as the COPY role) and the merge, over 5439.
+    this.warehouse.admit(this.service.worker, 'afluente worker service: the embedded load');
     const { taskRole } = this.service;
     // The service reads every layer's manifests and parts (rejects included), writes the step specs and the
-    // validate manifest, and checks for keys with HeadObject.
+    // validate manifest, and checks for keys with HeadObject. The worker's embedded steps go through the same
+    // grants: their inputs (validated/, curated/) are staged in, their outputs (curated/, steps/) uploaded.
     this.lake.grantObjects(taskRole, [...READ_OBJECT, ...WRITE_OBJECT, ...DELETE_OBJECT], LAKE_PREFIXES);
     this.lake.grantList(taskRole);
     acknowledgeWildcardResources(
@@ -146,6 +159,10 @@ export class AfluenteStack extends Stack {
       ],
       EmrInstanceRole: [this.emr.instanceRole.roleName, 'The warehouse load logs in as IAMR:<this role>'],
       WarehouseEndpoint: [this.warehouse.endpointAddress, 'Redshift Serverless workgroup endpoint'],
+      WarehouseAdminSecret: [
+        this.warehouse.adminSecret.secretArn,
+        'The admin credentials Redshift manages; the worker gets the password (the embedded load)',
+      ],
       Dashboard: [this.monitoring.dashboard.dashboardName, 'The CloudWatch dashboard'],
     };
     for (const [id, [value, description]] of Object.entries(outputs))
@@ -158,6 +175,20 @@ export class AfluenteStack extends Stack {
    */
   override get availabilityZones(): string[] {
     return this.zones ?? [0, 1, 2].map((i) => Fn.select(i, Fn.getAzs()));
+  }
+
+  /**
+   * The worker's embedded engine settings (service/config/env.ts). Its venv, code and temp folder are the
+   * image's (the Dockerfile's ENV); the temp folder is on the task's ephemeral storage.
+   */
+  private embeddedEnvironment(settings: AfluenteSettings): Record<string, string> {
+    return {
+      AFLUENTE_EMBEDDED_MAX_BYTES: String(settings.embeddedMaxBytes),
+      AFLUENTE_EMBEDDED_MEMORY_LIMIT: `${settings.embeddedMemoryLimitMiB}MiB`,
+      AFLUENTE_EMBEDDED_THREADS: String(settings.embeddedThreads),
+      // The memory and disk budget the settings checked counts on this many steps at once per task.
+      AFLUENTE_WORKER_CONCURRENCY: String(EMBEDDED_BUDGET.stepsPerTask),
+    };
   }
 
   /** The service's plain settings (service/config/env.ts); secrets go through ECS secrets instead. */

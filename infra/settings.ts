@@ -17,8 +17,47 @@ export const CONTEXT = {
   interfaceEndpoints: 'afluente:interfaceEndpoints',
   availabilityZones: 'afluente:availabilityZones',
   sourceSecrets: 'afluente:sourceSecrets',
+  workerCpu: 'afluente:workerCpu',
+  workerMemoryMiB: 'afluente:workerMemoryMiB',
+  workerEphemeralStorageGiB: 'afluente:workerEphemeralStorageGiB',
+  embeddedMaxBytes: 'afluente:embeddedMaxBytes',
+  embeddedMemoryLimitMiB: 'afluente:embeddedMemoryLimitMiB',
+  embeddedThreads: 'afluente:embeddedThreads',
   nag: 'afluente:nag',
 } as const;
+
+/**
+ * The worker task's budget for the embedded engine (DuckDB in a Python child process of the worker), which the
+ * worker flags must fit. The worker runs at most EMBEDDED_STEPS_PER_TASK heavy embedded steps at once: its queue
+ * concurrency (AFLUENTE_WORKER_CONCURRENCY, set to this) of transforms; a load into Redshift is COPY statements,
+ * light on the worker.
+ */
+export const EMBEDDED_BUDGET = {
+  stepsPerTask: 2,
+  /** MiB for the worker's node process (BullMQ, staging streams, the ORM) and the OS. */
+  serviceMiB: 1024,
+  /** MiB one embedded step uses beyond DuckDB's memory_limit: Python, pyarrow's batches, DuckDB's own state. */
+  stepOverheadMiB: 512,
+  /**
+   * Disk one embedded step may use, in multiples of its validated input: the staged input (1), DuckDB's database
+   * file and spill (up to 3: the records decompressed into DuckDB's columns, sorts and joins), the Parquet it
+   * writes before the upload (1).
+   */
+  stepDiskFactor: 5,
+  /** GiB of the task's ephemeral storage that are not the steps': the image (about 1 GiB unpacked) and logs. */
+  baseDiskGiB: 4,
+} as const;
+
+/** Fargate's task sizes: vCPU units → the memory (MiB) each allows. */
+const FARGATE_MEMORY: Record<number, (memoryMiB: number) => boolean> = {
+  256: (m) => [512, 1024, 2048].includes(m),
+  512: (m) => m >= 1024 && m <= 4096 && m % 1024 === 0,
+  1024: (m) => m >= 2048 && m <= 8192 && m % 1024 === 0,
+  2048: (m) => m >= 4096 && m <= 16384 && m % 1024 === 0,
+  4096: (m) => m >= 8192 && m <= 30720 && m % 1024 === 0,
+  8192: (m) => m >= 16384 && m <= 61440 && m % 4096 === 0,
+  16384: (m) => m >= 32768 && m <= 122880 && m % 8192 === 0,
+};
 
 /** The settings the context flags carry, validated. */
 export interface AfluenteSettings {
@@ -48,6 +87,18 @@ export interface AfluenteSettings {
   availabilityZones: string[] | undefined;
   /** For the ingest Lambda: env variable name → `secret ARN[#json field]` (AFLUENTE_SECRET_ENV). */
   sourceSecrets: Record<string, string>;
+  /** The worker task's vCPU units (1024 = 1 vCPU). */
+  workerCpu: number;
+  /** The worker task's memory, MiB: the service and the embedded steps' DuckDB memory limits with headroom. */
+  workerMemoryMiB: number;
+  /** The worker task's ephemeral storage, GiB: the embedded steps' staging, DuckDB spill and Parquet output. */
+  workerEphemeralStorageGiB: number;
+  /** Validated bytes up to which engine `auto` runs the transform and load embedded (AFLUENTE_EMBEDDED_MAX_BYTES). */
+  embeddedMaxBytes: number;
+  /** DuckDB's memory_limit per embedded step, MiB (AFLUENTE_EMBEDDED_MEMORY_LIMIT). */
+  embeddedMemoryLimitMiB: number;
+  /** DuckDB threads per embedded step (AFLUENTE_EMBEDDED_THREADS, 0: every core); by default the worker's vCPUs. */
+  embeddedThreads: number;
   /** Run the cdk-nag AwsSolutions checks at synth, failing it on an unacknowledged error. */
   nag: boolean;
 }
@@ -62,6 +113,7 @@ export function readSettings(node: Node): AfluenteSettings {
     const value: unknown = node.tryGetContext(key);
     return value === '' || value === null ? undefined : value;
   };
+  const workerCpu = num(CONTEXT.workerCpu, raw(CONTEXT.workerCpu)) ?? 2048;
   const settings: AfluenteSettings = {
     stackName: text(CONTEXT.stackName, raw(CONTEXT.stackName)) ?? 'Afluente',
     account: text(CONTEXT.account, raw(CONTEXT.account)),
@@ -76,6 +128,15 @@ export function readSettings(node: Node): AfluenteSettings {
     interfaceEndpoints: bool(CONTEXT.interfaceEndpoints, raw(CONTEXT.interfaceEndpoints)) ?? true,
     availabilityZones: list(CONTEXT.availabilityZones, raw(CONTEXT.availabilityZones)),
     sourceSecrets: record(CONTEXT.sourceSecrets, raw(CONTEXT.sourceSecrets)) ?? {},
+    workerCpu,
+    workerMemoryMiB: num(CONTEXT.workerMemoryMiB, raw(CONTEXT.workerMemoryMiB)) ?? 8192,
+    workerEphemeralStorageGiB:
+      num(CONTEXT.workerEphemeralStorageGiB, raw(CONTEXT.workerEphemeralStorageGiB)) ?? 60,
+    embeddedMaxBytes: num(CONTEXT.embeddedMaxBytes, raw(CONTEXT.embeddedMaxBytes)) ?? 2 * 1024 ** 3,
+    embeddedMemoryLimitMiB: num(CONTEXT.embeddedMemoryLimitMiB, raw(CONTEXT.embeddedMemoryLimitMiB)) ?? 3072,
+    // The task's vCPUs, not the count of cores the Fargate micro-VM may show DuckDB.
+    embeddedThreads:
+      num(CONTEXT.embeddedThreads, raw(CONTEXT.embeddedThreads)) ?? Math.max(1, Math.floor(workerCpu / 1024)),
     nag: bool(CONTEXT.nag, raw(CONTEXT.nag)) ?? true,
   };
   check(settings);
@@ -137,6 +198,52 @@ function check(s: AfluenteSettings): void {
       'three comma-separated zones',
       s.availabilityZones,
     );
+  const integer = (value: number, min: number, max = Number.MAX_SAFE_INTEGER): boolean =>
+    Number.isInteger(value) && value >= min && value <= max;
+  expect(
+    FARGATE_MEMORY[s.workerCpu] !== undefined,
+    CONTEXT.workerCpu,
+    `one of Fargate's task sizes (${Object.keys(FARGATE_MEMORY).join(', ')})`,
+    s.workerCpu,
+  );
+  expect(
+    FARGATE_MEMORY[s.workerCpu]?.(s.workerMemoryMiB) ?? true,
+    CONTEXT.workerMemoryMiB,
+    `a memory size Fargate pairs with ${s.workerCpu} CPU units`,
+    s.workerMemoryMiB,
+  );
+  expect(
+    integer(s.workerEphemeralStorageGiB, 21, 200),
+    CONTEXT.workerEphemeralStorageGiB,
+    'GiB from 21 to 200 (Fargate; 20 is the free default)',
+    s.workerEphemeralStorageGiB,
+  );
+  expect(integer(s.embeddedMaxBytes, 0), CONTEXT.embeddedMaxBytes, 'bytes, at least 0', s.embeddedMaxBytes);
+  expect(
+    integer(s.embeddedMemoryLimitMiB, 128),
+    CONTEXT.embeddedMemoryLimitMiB,
+    'MiB, at least 128',
+    s.embeddedMemoryLimitMiB,
+  );
+  expect(integer(s.embeddedThreads, 0, 1024), CONTEXT.embeddedThreads, 'from 0 to 1024', s.embeddedThreads);
+  // The embedded steps must fit the worker task, or the kernel kills them (or the service) mid-run.
+  const { stepsPerTask, serviceMiB, stepOverheadMiB, stepDiskFactor, baseDiskGiB } = EMBEDDED_BUDGET;
+  const memoryNeeded = serviceMiB + stepsPerTask * (s.embeddedMemoryLimitMiB + stepOverheadMiB);
+  expect(
+    s.workerMemoryMiB >= memoryNeeded,
+    CONTEXT.workerMemoryMiB,
+    `at least ${memoryNeeded} MiB: ${serviceMiB} for the service and ${stepsPerTask} embedded steps of ${CONTEXT.embeddedMemoryLimitMiB} + ${stepOverheadMiB}`,
+    s.workerMemoryMiB,
+  );
+  const diskNeeded = Math.ceil(
+    baseDiskGiB + (stepsPerTask * stepDiskFactor * s.embeddedMaxBytes) / 1024 ** 3,
+  );
+  expect(
+    s.workerEphemeralStorageGiB >= diskNeeded,
+    CONTEXT.workerEphemeralStorageGiB,
+    `at least ${diskNeeded} GiB: ${stepsPerTask} embedded steps of ${stepDiskFactor} × ${CONTEXT.embeddedMaxBytes}, and ${baseDiskGiB} for the image and logs`,
+    s.workerEphemeralStorageGiB,
+  );
   for (const [name, reference] of Object.entries(s.sourceSecrets)) {
     expect(/^[A-Z_][A-Z0-9_]*$/.test(name), CONTEXT.sourceSecrets, 'keyed by env variable names', name);
     expect(

@@ -25,6 +25,11 @@ export interface ServiceSizing {
   readonly minTasks: number;
   /** The most tasks autoscaling may run. */
   readonly maxTasks: number;
+  /**
+   * Ephemeral storage per task, GiB (21 to 200; it holds the image's layers too).
+   * @default - Fargate's 20 GiB
+   */
+  readonly ephemeralStorageGiB?: number;
 }
 
 export interface AfluenteServiceProps {
@@ -38,6 +43,16 @@ export interface AfluenteServiceProps {
   readonly environment: Record<string, string>;
   /** Secrets from Secrets Manager, by environment variable name (never plain environment). */
   readonly secrets: Record<string, ecs.Secret>;
+  /**
+   * Plain environment only the worker gets, on top of `environment` (the embedded engine's settings).
+   * @default {}
+   */
+  readonly workerEnvironment?: Record<string, string>;
+  /**
+   * Secrets only the worker gets, on top of `secrets` (the warehouse password of the embedded load).
+   * @default {}
+   */
+  readonly workerSecrets?: Record<string, ecs.Secret>;
   /** Where the ALB writes its access logs (under `alb/`). */
   readonly accessLogsBucket: s3.IBucket;
   /**
@@ -51,15 +66,17 @@ export interface AfluenteServiceProps {
    */
   readonly image?: ecs.ContainerImage;
   /**
-   * The `api` service (AFLUENTE_ROLES=api,scheduler) behind the ALB.
+   * The `api` service (AFLUENTE_ROLES=api,scheduler) behind the ALB; what is given replaces the default.
    * @default { cpu: 512, memoryMiB: 1024, minTasks: 2, maxTasks: 6 }
    */
-  readonly api?: ServiceSizing;
+  readonly api?: Partial<ServiceSizing>;
   /**
-   * The `worker` service (AFLUENTE_ROLES=worker).
-   * @default { cpu: 1024, memoryMiB: 2048, minTasks: 2, maxTasks: 12 }
+   * The `worker` service (AFLUENTE_ROLES=worker); what is given replaces the default. Its tasks also run the
+   * embedded engine's steps (DuckDB, in child processes): memory for their DuckDB memory limits, disk for their
+   * staging, spill and output.
+   * @default { cpu: 2048, memoryMiB: 8192, minTasks: 2, maxTasks: 12, ephemeralStorageGiB: 60 }
    */
-  readonly worker?: ServiceSizing;
+  readonly worker?: Partial<ServiceSizing>;
   /**
    * Average CPU both services scale to.
    * @default 60
@@ -95,7 +112,13 @@ const DEREGISTRATION_DELAY = Duration.seconds(30);
 export const HEALTH_PATH = '/health/ready';
 
 const API_DEFAULTS: ServiceSizing = { cpu: 512, memoryMiB: 1024, minTasks: 2, maxTasks: 6 };
-const WORKER_DEFAULTS: ServiceSizing = { cpu: 1024, memoryMiB: 2048, minTasks: 2, maxTasks: 12 };
+const WORKER_DEFAULTS: ServiceSizing = {
+  cpu: 2048,
+  memoryMiB: 8192,
+  minTasks: 2,
+  maxTasks: 12,
+  ephemeralStorageGiB: 60,
+};
 
 /**
  * The afluente service on ECS Fargate: one image, two services. `api` (HTTP API and scheduler) sits behind an
@@ -157,10 +180,16 @@ export class AfluenteService extends Construct {
       AFLUENTE_PORT: String(SERVICE_PORT),
       AFLUENTE_SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE.toMilliseconds()),
     };
-    const task = (name: string, roles: string, sizing: ServiceSizing): ecs.FargateTaskDefinition => {
+    const task = (
+      name: string,
+      roles: string,
+      sizing: ServiceSizing,
+      own: { environment?: Record<string, string>; secrets?: Record<string, ecs.Secret> } = {},
+    ): ecs.FargateTaskDefinition => {
       const definition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
         cpu: sizing.cpu,
         memoryLimitMiB: sizing.memoryMiB,
+        ...(sizing.ephemeralStorageGiB ? { ephemeralStorageGiB: sizing.ephemeralStorageGiB } : {}),
         taskRole: this.taskRole,
         runtimePlatform: {
           cpuArchitecture: ecs.CpuArchitecture.X86_64,
@@ -170,8 +199,8 @@ export class AfluenteService extends Construct {
       definition.addContainer('service', {
         image,
         essential: true,
-        environment: { ...environment, AFLUENTE_ROLES: roles },
-        secrets,
+        environment: { ...environment, ...own.environment, AFLUENTE_ROLES: roles },
+        secrets: { ...secrets, ...own.secrets },
         portMappings: [{ containerPort: SERVICE_PORT }],
         // The Dockerfile's HEALTHCHECK, spelled out: ECS ignores the image's own.
         healthCheck: {
@@ -204,8 +233,8 @@ export class AfluenteService extends Construct {
       return definition;
     };
 
-    const apiSizing = props.api ?? API_DEFAULTS;
-    const workerSizing = props.worker ?? WORKER_DEFAULTS;
+    const apiSizing = { ...API_DEFAULTS, ...props.api };
+    const workerSizing = { ...WORKER_DEFAULTS, ...props.worker };
     const service = (name: string, definition: ecs.FargateTaskDefinition, sizing: ServiceSizing) =>
       new ecs.FargateService(this, name, {
         cluster: this.cluster,
@@ -226,7 +255,14 @@ export class AfluenteService extends Construct {
         enableECSManagedTags: true,
       });
     this.api = service('Api', task('Api', 'api,scheduler', apiSizing), apiSizing);
-    this.worker = service('Worker', task('Worker', 'worker', workerSizing), workerSizing);
+    this.worker = service(
+      'Worker',
+      task('Worker', 'worker', workerSizing, {
+        ...(props.workerEnvironment ? { environment: props.workerEnvironment } : {}),
+        ...(props.workerSecrets ? { secrets: props.workerSecrets } : {}),
+      }),
+      workerSizing,
+    );
 
     // Internal only: reached from inside the VPC (or a peered network), never from the internet.
     const albSecurityGroup = new ec2.SecurityGroup(this, 'AlbSecurityGroup', {

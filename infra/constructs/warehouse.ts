@@ -1,10 +1,15 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as redshift from 'aws-cdk-lib/aws-redshiftserverless';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { acknowledgeWildcardResources } from '../nag.ts';
+import { acknowledgeManagedPolicy, acknowledgeWildcardResources } from '../nag.ts';
+
+/** The id under the stack of the Lambda behind every AwsCustomResource (CDK's singleton uuid). */
+const AWS_CUSTOM_RESOURCE_SINGLETON = 'AWS679f53fac002430cb0da5b7982bd2287';
 import { READ_OBJECT, type Lake } from './lake.ts';
 
 export interface WarehouseProps {
@@ -43,8 +48,9 @@ export interface WarehouseProps {
 
 /**
  * The warehouse: Redshift Serverless in the isolated subnets, KMS-encrypted, TLS required, enhanced VPC routing
- * (COPY reaches S3 through the VPC's gateway endpoint), audit logs to CloudWatch. The load connects with IAM
- * (GetCredentials), so no database password leaves Redshift.
+ * (COPY reaches S3 through the VPC's gateway endpoint), audit logs to CloudWatch. The Spark load on EMR connects
+ * with IAM (GetCredentials); the embedded load in the worker connects as the admin, with the password Redshift
+ * manages in Secrets Manager (`adminSecret`).
  */
 export class Warehouse extends Construct {
   readonly namespace: redshift.CfnNamespace;
@@ -53,6 +59,12 @@ export class Warehouse extends Construct {
   /** The role Redshift COPY assumes to read `curated/` (AFLUENTE_WAREHOUSE_COPY_ROLE_ARN). */
   readonly copyRole: iam.Role;
   readonly securityGroup: ec2.SecurityGroup;
+  /**
+   * The admin's credentials (fields `username` and `password`), the secret Redshift creates and manages for the
+   * namespace (`manageAdminPassword`). CloudFormation returns no ARN for it, so a custom resource reads it with
+   * GetNamespace at deploy.
+   */
+  readonly adminSecret: secretsmanager.ISecret;
   readonly databaseName: string;
   readonly adminUsername: string;
   readonly port = 5439;
@@ -93,6 +105,8 @@ export class Warehouse extends Construct {
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
+      // It admits what `admit` is given: the EMR clusters and the worker service (the embedded load). The text
+      // stays as it was first deployed: a new description replaces the group under the running workgroup.
       description: 'afluente warehouse (Redshift Serverless): admits the EMR clusters only',
       // Enhanced VPC routing sends COPY's S3 reads through the VPC; the isolated subnets reach only endpoints.
       allowAllOutbound: true,
@@ -126,6 +140,34 @@ export class Warehouse extends Construct {
       ],
     });
     this.workgroup.node.addDependency(this.namespace);
+
+    const lookup = {
+      service: 'RedshiftServerless',
+      action: 'getNamespace',
+      parameters: { namespaceName: name },
+      physicalResourceId: cr.PhysicalResourceId.of(`${name}-admin-secret`),
+      // Only this field comes back (a custom resource's response is limited to 4 KB).
+      outputPaths: ['namespace.adminPasswordSecretArn'],
+    };
+    const adminSecretArn = new cr.AwsCustomResource(this, 'AdminSecretArn', {
+      onCreate: lookup,
+      onUpdate: lookup,
+      policy: cr.AwsCustomResourcePolicy.fromStatements([
+        new iam.PolicyStatement({
+          actions: ['redshift-serverless:GetNamespace'],
+          resources: [this.namespace.attrNamespaceNamespaceArn],
+        }),
+      ]),
+      // The Lambda runtime's SDK: no download at deploy.
+      installLatestAwsSdk: false,
+    });
+    adminSecretArn.node.addDependency(this.namespace);
+    acknowledgeLookupHandler(this);
+    this.adminSecret = secretsmanager.Secret.fromSecretCompleteArn(
+      this,
+      'AdminSecret',
+      adminSecretArn.getResponseField('namespace.adminPasswordSecretArn'),
+    );
   }
 
   /** The workgroup's endpoint host. */
@@ -133,7 +175,7 @@ export class Warehouse extends Construct {
     return this.workgroup.attrWorkgroupEndpointAddress;
   }
 
-  /** Lets a peer (the EMR clusters' security group) connect on the warehouse port. */
+  /** Lets a peer (the EMR clusters' security group, the worker service) connect on the warehouse port. */
   admit(peer: ec2.IConnectable, description: string): void {
     this.securityGroup.connections.allowFrom(peer, ec2.Port.tcp(this.port), description);
   }
@@ -147,4 +189,15 @@ export class Warehouse extends Construct {
       }),
     );
   }
+}
+
+// AwsCustomResource's handler is a CDK-maintained singleton Lambda of the stack: its runtime and role are CDK's.
+function acknowledgeLookupHandler(scope: Construct): void {
+  const handler = Stack.of(scope).node.tryFindChild(AWS_CUSTOM_RESOURCE_SINGLETON);
+  if (!handler) throw new Error('the AwsCustomResource handler is not where CDK puts it');
+  acknowledgeManagedPolicy(
+    handler,
+    'service-role/AWSLambdaBasicExecutionRole',
+    'CDK gives its AwsCustomResource handler the basic execution policy; the handler only writes its own logs with it.',
+  );
 }

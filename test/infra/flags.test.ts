@@ -24,6 +24,12 @@ const FLAGS = {
   'afluente:natGateways': '2',
   'afluente:interfaceEndpoints': 'false',
   'afluente:sourceSecrets': JSON.stringify({ GITHUB_TOKEN: `${SOURCE_SECRET}#token` }),
+  'afluente:workerCpu': '4096',
+  'afluente:workerMemoryMiB': '16384',
+  'afluente:workerEphemeralStorageGiB': '100',
+  'afluente:embeddedMaxBytes': '4294967296',
+  'afluente:embeddedMemoryLimitMiB': '6144',
+  'afluente:embeddedThreads': '3',
 };
 
 let s: Synthesized;
@@ -135,10 +141,29 @@ describe('the other flags', () => {
     );
   });
 
+  it("sizes the worker and sets the embedded engine's limits from the worker flags", () => {
+    const worker = resources(s.template, 'AWS::ECS::TaskDefinition')[
+      logicalId(s.stack, s.stack.service.worker.taskDefinition)
+    ];
+    expect(worker?.Properties).toMatchObject({
+      Cpu: '4096',
+      Memory: '16384',
+      EphemeralStorage: { SizeInGiB: 100 },
+    });
+    expect(environmentOf(worker?.Properties.ContainerDefinitions[0])).toMatchObject({
+      AFLUENTE_EMBEDDED_MAX_BYTES: '4294967296',
+      AFLUENTE_EMBEDDED_MEMORY_LIMIT: '6144MiB',
+      AFLUENTE_EMBEDDED_THREADS: '3',
+    });
+  });
+
   it('names the stack and its named resources after afluente:stackName', () => {
     expect(s.stack.stackName).toBe('AfluenteDev');
     s.template.hasResourceProperties('AWS::RDS::DBInstance', { DBInstanceIdentifier: 'afluentedev-state' });
     s.template.hasResourceProperties('AWS::RedshiftServerless::Workgroup', { WorkgroupName: 'afluentedev' });
+    s.template.hasResourceProperties('Custom::AWS', {
+      Create: Match.stringLikeRegexp('"parameters":\\{"namespaceName":"afluentedev"\\}'),
+    });
   });
 
   it('still passes the cdk-nag AwsSolutions checks', () => {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRIC } from '../../contract/metrics.ts';
 import { STAGES } from '../../contract/stages.ts';
+import { EMBEDDED_BUDGET } from '../../infra/settings.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
 import {
   cleanUp,
@@ -292,6 +293,29 @@ describe('events queue (SQS) and the Lambdas', () => {
   });
 });
 
+const taskDefinition = (service: 'api' | 'worker'): Resource => {
+  const definition = s.stack.service[service].taskDefinition;
+  return resources(s.template, 'AWS::ECS::TaskDefinition')[logicalId(s.stack, definition)] as Resource;
+};
+const container = (service: 'api' | 'worker'): Resource =>
+  taskDefinition(service).Properties.ContainerDefinitions[0] as Resource;
+const environmentOf = (service: 'api' | 'worker'): Record<string, unknown> =>
+  Object.fromEntries(
+    (container(service).Environment as { Name: string; Value: unknown }[]).map((e) => [e.Name, e.Value]),
+  );
+/** The custom resource that reads the ARN of the admin secret Redshift manages (GetNamespace). */
+const adminSecretLookup = (): string => {
+  const found = s.template.findResources('Custom::AWS', {
+    Properties: { Create: Match.stringLikeRegexp('"action":"getNamespace"') },
+  });
+  expect(Object.keys(found)).toHaveLength(1);
+  return Object.keys(found)[0] as string;
+};
+const policyStatements = (role: string): Resource[] =>
+  Object.values(resources(s.template, 'AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([ref(role)]))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Resource[]);
+
 describe('compute (ECS)', () => {
   const containers = () =>
     Object.values(resources(s.template, 'AWS::ECS::TaskDefinition')).map(
@@ -334,7 +358,7 @@ describe('compute (ECS)', () => {
     expect(images.size).toBe(1);
   });
 
-  it('passes the three secrets as ECS secrets from Secrets Manager', () => {
+  it('passes the three secrets as ECS secrets from Secrets Manager, and the warehouse password to the worker', () => {
     const rds = logicalId(
       s.stack,
       s.stack.state.node.findChild('Instance').node.findChild('Secret').node.findChild('Attachment'),
@@ -347,7 +371,17 @@ describe('compute (ECS)', () => {
         ValueFrom: { 'Fn::Join': ['', [ref(logicalId(s.stack, s.stack.service.apiTokens)), ':token::']] },
       },
     ];
-    for (const container of containers()) expect(container.Secrets).toEqual(expected);
+    const warehouse = {
+      Name: 'AFLUENTE_WAREHOUSE_PASSWORD',
+      ValueFrom: {
+        'Fn::Join': [
+          '',
+          [{ 'Fn::GetAtt': [adminSecretLookup(), 'namespace.adminPasswordSecretArn'] }, ':password::'],
+        ],
+      },
+    };
+    expect(container('api').Secrets).toEqual(expected);
+    expect(container('worker').Secrets).toEqual([...expected, warehouse]);
     s.template.hasResourceProperties('AWS::SecretsManager::Secret', {
       GenerateSecretString: { GenerateStringKey: 'token', ExcludePunctuation: true, PasswordLength: 48 },
     });
@@ -412,6 +446,123 @@ describe('compute (ECS)', () => {
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       AlarmActions: [Match.anyValue()],
     });
+  });
+});
+
+describe('the worker and its embedded engine', () => {
+  it('sizes the worker for the embedded steps: 2 vCPU, 8 GiB, 60 GiB of ephemeral storage', () => {
+    expect(taskDefinition('worker').Properties).toMatchObject({
+      Cpu: '2048',
+      Memory: '8192',
+      EphemeralStorage: { SizeInGiB: 60 },
+    });
+    // The api runs no step: Fargate's default 20 GiB.
+    expect(taskDefinition('api').Properties).toMatchObject({ Cpu: '512', Memory: '1024' });
+    expect(taskDefinition('api').Properties.EphemeralStorage).toBeUndefined();
+  });
+
+  it("sets the engine's settings on the worker only, within the task's memory and disk", () => {
+    const env = environmentOf('worker');
+    expect(env).toMatchObject({
+      AFLUENTE_ROLES: 'worker',
+      AFLUENTE_EMBEDDED_MAX_BYTES: String(2 * 1024 ** 3),
+      AFLUENTE_EMBEDDED_MEMORY_LIMIT: '3072MiB',
+      AFLUENTE_EMBEDDED_THREADS: '2',
+      AFLUENTE_WORKER_CONCURRENCY: String(EMBEDDED_BUDGET.stepsPerTask),
+    });
+    // The venv, the code and the temp folder are the image's (the Dockerfile's ENV), not the task's.
+    expect(Object.keys(env).filter((n) => /^AFLUENTE_(EMBEDDED_VENV|SPARK_)/.test(n))).toEqual([]);
+    expect(Object.keys(environmentOf('api')).filter((n) => /EMBEDDED|WORKER_CONCURRENCY/.test(n))).toEqual(
+      [],
+    );
+
+    const { stepsPerTask, serviceMiB, stepOverheadMiB, stepDiskFactor, baseDiskGiB } = EMBEDDED_BUDGET;
+    const limitMiB = Number(/^(\d+)MiB$/.exec(env.AFLUENTE_EMBEDDED_MEMORY_LIMIT as string)?.[1]);
+    const memory = Number(taskDefinition('worker').Properties.Memory);
+    expect(memory).toBeGreaterThanOrEqual(serviceMiB + stepsPerTask * (limitMiB + stepOverheadMiB));
+    const disk = taskDefinition('worker').Properties.EphemeralStorage.SizeInGiB as number;
+    const maxGiB = Number(env.AFLUENTE_EMBEDDED_MAX_BYTES) / 1024 ** 3;
+    expect(disk).toBeGreaterThanOrEqual(baseDiskGiB + stepsPerTask * stepDiskFactor * maxGiB);
+  });
+
+  it('lets the worker reach the warehouse on 5439, next to the EMR clusters and nothing else', () => {
+    const group = logicalId(s.stack, s.stack.warehouse.securityGroup);
+    const sources = Object.values(resources(s.template, 'AWS::EC2::SecurityGroupIngress'))
+      .filter((r) => JSON.stringify(r.Properties.GroupId).includes(group))
+      .map((r) => ({
+        from: r.Properties.SourceSecurityGroupId['Fn::GetAtt'][0] as string,
+        ports: [r.Properties.FromPort, r.Properties.ToPort],
+      }))
+      .sort((a, b) => a.from.localeCompare(b.from));
+    expect(sources).toEqual(
+      [s.stack.emr.securityGroup, s.stack.service.worker.connections.securityGroups[0]]
+        .map((g) => ({ from: logicalId(s.stack, g), ports: [5439, 5439] }))
+        .sort((a, b) => a.from.localeCompare(b.from)),
+    );
+  });
+
+  it('gives the worker the password of the admin secret Redshift manages, read at deploy with GetNamespace', () => {
+    const lookup = s.template.toJSON().Resources[adminSecretLookup()];
+    expect(JSON.parse(lookup.Properties.Create as string)).toEqual({
+      service: 'RedshiftServerless',
+      action: 'getNamespace',
+      parameters: { namespaceName: 'afluente' },
+      physicalResourceId: { id: 'afluente-admin-secret' },
+      outputPaths: ['namespace.adminPasswordSecretArn'],
+    });
+    expect(lookup.Properties.Update).toBe(lookup.Properties.Create);
+    expect(lookup.Properties.InstallLatestAwsSdk).toBe(false);
+    expect(lookup.DependsOn).toContain(logicalId(s.stack, s.stack.warehouse.namespace));
+    // The lookup may read this namespace and nothing else.
+    const lookupPolicy = only(
+      s.template.findResources('AWS::IAM::Policy', {
+        Properties: {
+          PolicyDocument: {
+            Statement: Match.arrayWith([Match.objectLike({ Action: 'redshift-serverless:GetNamespace' })]),
+          },
+        },
+      }),
+    );
+    expect(lookupPolicy.Properties.PolicyDocument.Statement).toEqual([
+      {
+        Action: 'redshift-serverless:GetNamespace',
+        Effect: 'Allow',
+        Resource: {
+          'Fn::GetAtt': [logicalId(s.stack, s.stack.warehouse.namespace), 'Namespace.NamespaceArn'],
+        },
+      },
+    ]);
+    // ECS reads the secret with the worker's execution role, the api's gets no right to it.
+    const secretArn = { 'Fn::GetAtt': [adminSecretLookup(), 'namespace.adminPasswordSecretArn'] };
+    const reads = (service: 'api' | 'worker') =>
+      policyStatements(logicalId(s.stack, s.stack.service[service].taskDefinition.executionRole))
+        .filter((st) => [st.Resource].flat().some((r) => JSON.stringify(r) === JSON.stringify(secretArn)))
+        .flatMap((st) => [st.Action].flat());
+    expect(reads('worker')).toContain('secretsmanager:GetSecretValue');
+    expect(reads('api')).toEqual([]);
+    // The URL names the admin, whose password this is; the COPY role reads curated/ for the COPY.
+    expect(JSON.stringify(environmentOf('worker').AFLUENTE_WAREHOUSE_URL)).toContain(
+      'redshift://afluente_admin@',
+    );
+    expect(environmentOf('worker').AFLUENTE_WAREHOUSE_COPY_ROLE_ARN).toEqual(
+      arn(logicalId(s.stack, s.stack.warehouse.copyRole)),
+    );
+  });
+
+  it("lets the worker stage the engine's inputs and upload its outputs: validated/ and curated/ in, curated/ and steps/ out", () => {
+    const statements = policyStatements(logicalId(s.stack, s.stack.service.taskRole));
+    const prefixes = (action: string): string[] =>
+      statements
+        .filter((st) => [st.Action].flat().includes(action))
+        .flatMap((st) => [st.Resource].flat())
+        .map((r: { 'Fn::Join'?: [string, unknown[]] }) => r['Fn::Join']?.[1][1])
+        .filter((p): p is string => typeof p === 'string');
+    expect(prefixes('s3:GetObject')).toEqual(expect.arrayContaining(['/validated/*', '/curated/*']));
+    expect(prefixes('s3:PutObject')).toEqual(expect.arrayContaining(['/curated/*', '/steps/*']));
+    const kms = statements.find(
+      (st) => JSON.stringify(st.Resource) === JSON.stringify(arn(logicalId(s.stack, s.stack.lake.key))),
+    );
+    expect(kms?.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
   });
 });
 

@@ -232,6 +232,12 @@ describe('the compose stack', () => {
     expect(config.lake).toEqual({ uri: env.AFLUENTE_LAKE_URI, s3Endpoint: 'http://minio:9000' });
     expect(config.steps.runner).toBe('local');
     expect(config.steps.spark.jars).toBe('/usr/share/java/postgresql.jar');
+    // The demo's runs take the embedded engine (engine auto, far under the size limit), from the image's venv
+    // and code, spilling to the steps volume.
+    expect(config.steps.embedded).toMatchObject({ venv: '/app/.venv', maxBytes: 2 * 1024 ** 3 });
+    expect(config.steps.spark.scripts).toBe('/app/spark');
+    expect(config.steps.spark.tempDir).toBe('/var/lib/afluente/spark');
+    expect(afluente.volumes).toContain(`afluente-steps:${config.steps.spark.tempDir}`);
     expect(config.auth.tokens.length).toBeGreaterThan(0);
     // The healthcheck asks the port the service listens on.
     expect(list(afluente.healthcheck?.test).join(' ')).toContain(
@@ -283,6 +289,7 @@ describe('config/compose/sources.yaml', () => {
     expect(url.port).toBe(args[args.indexOf('--port') + 1]);
     // A compose network is a private range: the network guard lets the ingest through only with this.
     expect(demo.allowPrivateNetwork).toBe(true);
+    expect(demo.engine).toBe('auto');
     // The same schema file, named relative to each sources file's folder.
     expect(demo.schemaPath).toBe(original.schemaPath);
     const same = (s: typeof demo): unknown => ({
