@@ -79,7 +79,8 @@ def _converted(value: str, column_type: ColumnType) -> str:
     if column_type.kind == "date":
         return f"TRY_CAST(regexp_extract({value}, {literal(_DATE_PREFIX)}, 1) AS DATE)"
     if column_type.kind == "timestamp":
-        return f"TRY_CAST({value} AS TIMESTAMPTZ)"
+        # A JSON number is seconds since the epoch, as Spark takes it.
+        return f"coalesce(TRY_CAST({value} AS TIMESTAMPTZ), try(to_timestamp(TRY_CAST({value} AS DOUBLE))))"
     return value
 
 
@@ -87,9 +88,10 @@ def _in(token: str, names: Sequence[str]) -> str:
     return f"{token} IN ({', '.join(literal(n) for n in names)})"
 
 
-def leaf_bad(token: str, value: str, column_type: ColumnType) -> Optional[str]:
+def leaf_bad(token: str, read: str, column_type: ColumnType) -> Optional[str]:
     """True when Spark's JSON reader would refuse the value whose JSON type is `token` (SQL NULL when the field
-    is missing) for the column; `value` is what DuckDB made of it (NULL when its cast failed). See diagnose.fits."""
+    is missing) for the column; `read` is what `from_json` read (NULL when its cast failed). See diagnose.fits."""
+    value = _converted(read, column_type)
     kind = column_type.kind
     present = f"{token} IS NOT NULL AND {token} <> 'NULL'"
     if kind in ("string", "json"):
@@ -100,8 +102,11 @@ def leaf_bad(token: str, value: str, column_type: ColumnType) -> Optional[str]:
         wrong = f"{token} <> 'BOOLEAN'"
     elif kind in ("double", "decimal"):
         wrong = f"NOT {_in(token, _NUMBERS + ('VARCHAR',))} OR {value} IS NULL"
-    else:  # date, timestamp
+    elif kind == "date":
         wrong = f"{token} <> 'VARCHAR' OR {value} IS NULL"
+    else:  # a timestamp is ISO-8601 text or a number of seconds, never a number in a string
+        wrong = (f"NOT {_in(token, _NUMBERS + ('VARCHAR',))} OR {value} IS NULL "
+                 f"OR ({token} = 'VARCHAR' AND TRY_CAST({read} AS TIMESTAMPTZ) IS NULL)")
     return f"({present} AND ({wrong}))"
 
 
@@ -234,7 +239,7 @@ class SplitPlan:
             elif role == "array":
                 conditions.append(f"coalesce(NOT {_in(token, ('ARRAY', 'NULL'))}, false)")
         for column in _typed_columns(parent):
-            check = leaf_bad(self._token((column.path, column.name)), self._parent_value(column), column.type)
+            check = leaf_bad(self._token((column.path, column.name)), _field(TYPED, column.path), column.type)
             if check:
                 conditions.append(check)
         for child in self.children:
@@ -254,7 +259,7 @@ class SplitPlan:
         element = f"{_field(TYPED, source)}[afl_j + 1]"
         if not typed[0].path:
             column = typed[0]
-            check = leaf_bad(f"json_type({raw})", _converted(element, column.type), column.type)
+            check = leaf_bad(f"json_type({raw})", element, column.type)
             if check is None:
                 return None
             condition = check
@@ -273,7 +278,7 @@ class SplitPlan:
                     parts.append(f"coalesce(NOT {_in(token, ('OBJECT', 'NULL'))}, false)")
                 else:
                     column = next(c for c in typed if c.name == role)
-                    check = leaf_bad(token, _converted(_field(element, column.path), column.type), column.type)
+                    check = leaf_bad(token, _field(element, column.path), column.type)
                     if check:
                         parts.append(check)
             condition = f"list_bool_or(list_transform([{tokens}], lambda afl_u: {_any(parts)}))"

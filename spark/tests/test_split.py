@@ -335,3 +335,47 @@ def test_a_run_without_records_writes_empty_tables(spark, engine, lake):
     assert manifest["read"] == 0
     for table in manifest["tables"].values():
         assert table["rows"] == 0 and [f["rows"] for f in table["files"]] == [0]
+
+
+TIMES = {
+    "events": {
+        "key": ["id"],
+        "columns": {"id": {"path": "id", "type": "bigint"}, "at": {"path": "at", "type": "timestamp"},
+                    "day": {"path": "day", "type": "date"}},
+        "unknownFields": "ignore",
+    },
+    "event_marks": {
+        "from": "marks",
+        "parentKey": {"event_id": "id"},
+        "index": "position",
+        "key": ["event_id", "position"],
+        "columns": {"value": {"path": ".", "type": "timestamp"}},
+        "unknownFields": "ignore",
+    },
+}
+
+
+def test_timestamps_as_iso_text_with_offsets_or_epoch_seconds_and_dates_from_timestamps(spark, engine, lake):
+    records = [
+        {"id": 1, "at": "2026-11-23T10:00:00.123456Z", "day": "2026-11-23", "marks": [1700000000, "2026-11-23"]},
+        {"id": 2, "at": 1700000000, "day": "2026-11-23T23:30:00-03:00", "marks": ["2026-11-23T00:00:00+01:00", None]},
+        {"id": 3, "at": "2026-11-23 10:00:00", "day": None, "marks": []},
+    ]
+    manifest = split(engine, lake, 1, [records], tables=TIMES, cursor=None)
+    got = {r["id"]: (r["at"], r["day"]) for r in rows(spark, lake, manifest, "events")}
+    assert got == {
+        1: (datetime.datetime(2026, 11, 23, 10, 0, 0, 123456), datetime.date(2026, 11, 23)),
+        2: (datetime.datetime(2023, 11, 14, 22, 13, 20), datetime.date(2026, 11, 23)),
+        3: (datetime.datetime(2026, 11, 23, 10, 0), None),
+    }
+    marks = {(r["event_id"], r["position"]): r["value"] for r in rows(spark, lake, manifest, "event_marks")}
+    assert marks == {(1, 0): datetime.datetime(2023, 11, 14, 22, 13, 20), (1, 1): datetime.datetime(2026, 11, 23),
+                     (2, 0): datetime.datetime(2026, 11, 22, 23, 0), (2, 1): None}
+
+
+@pytest.mark.parametrize("value, shown", [("1700000000", '"1700000000"'), ("not a time", '"not a time"'),
+                                          (True, "true"), ({"at": 1}, '{"at": 1}')])
+def test_a_timestamp_that_is_neither_iso_text_nor_a_number_fails(spark, engine, lake, value, shown):
+    with pytest.raises(StepError) as failure:
+        split(engine, lake, 1, [[{"id": 1, "at": value, "marks": []}]], tables=TIMES, cursor=None)
+    assert f"line 1: column events.at is timestamp, but at is {shown}" in str(failure.value)
