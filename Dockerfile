@@ -123,5 +123,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.AFLUENTE_PORT||8080)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-# Exec form: node runs as PID 1, so SIGTERM reaches it directly and the workers drain.
+# Exec form: node runs as PID 1, so SIGTERM reaches it directly and the workers drain. (The worker's ECS task puts
+# an init process in front, as compose does with `init: true`: it forwards the signal, and reaps the engine's
+# orphaned processes.)
 ENTRYPOINT ["node", "service/main.ts"]

@@ -184,7 +184,12 @@ export class AfluenteService extends Construct {
       name: string,
       roles: string,
       sizing: ServiceSizing,
-      own: { environment?: Record<string, string>; secrets?: Record<string, ecs.Secret> } = {},
+      own: {
+        environment?: Record<string, string>;
+        secrets?: Record<string, ecs.Secret>;
+        /** An init process as PID 1 that forwards signals to node and reaps orphaned child processes. */
+        init?: boolean;
+      } = {},
     ): ecs.FargateTaskDefinition => {
       const definition = new ecs.FargateTaskDefinition(this, `${name}Task`, {
         cpu: sizing.cpu,
@@ -201,6 +206,9 @@ export class AfluenteService extends Construct {
         essential: true,
         environment: { ...environment, ...own.environment, AFLUENTE_ROLES: roles },
         secrets: { ...secrets, ...own.secrets },
+        ...(own.init
+          ? { linuxParameters: new ecs.LinuxParameters(this, `${name}Linux`, { initProcessEnabled: true }) }
+          : {}),
         portMappings: [{ containerPort: SERVICE_PORT }],
         // The Dockerfile's HEALTHCHECK, spelled out: ECS ignores the image's own.
         healthCheck: {
@@ -258,6 +266,8 @@ export class AfluenteService extends Construct {
     this.worker = service(
       'Worker',
       task('Worker', 'worker', workerSizing, {
+        // The embedded engine's steps are child processes of node (compose's `init: true`, on ECS).
+        init: true,
         ...(props.workerEnvironment ? { environment: props.workerEnvironment } : {}),
         ...(props.workerSecrets ? { secrets: props.workerSecrets } : {}),
       }),

@@ -450,12 +450,15 @@ describe('compute (ECS)', () => {
 });
 
 describe('the worker and its embedded engine', () => {
-  it('sizes the worker for the embedded steps: 2 vCPU, 8 GiB, 60 GiB of ephemeral storage', () => {
+  it('sizes the worker for the embedded steps: 2 vCPU, 8 GiB, 60 GiB of ephemeral storage, an init process', () => {
     expect(taskDefinition('worker').Properties).toMatchObject({
       Cpu: '2048',
       Memory: '8192',
       EphemeralStorage: { SizeInGiB: 60 },
     });
+    // An init process as PID 1 forwards SIGTERM to node and reaps what a killed step leaves behind.
+    expect(container('worker').LinuxParameters).toMatchObject({ InitProcessEnabled: true });
+    expect(container('api').LinuxParameters).toBeUndefined();
     // The api runs no step: Fargate's default 20 GiB.
     expect(taskDefinition('api').Properties).toMatchObject({ Cpu: '512', Memory: '1024' });
     expect(taskDefinition('api').Properties.EphemeralStorage).toBeUndefined();
