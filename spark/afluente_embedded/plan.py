@@ -56,9 +56,16 @@ def duck_type(column_type: ColumnType) -> str:
     }[kind]
 
 
+_AS_TEXT = ("date", "timestamp", "double")
+#: The strings Spark's reader takes for a double (diagnose._DOUBLE_WORDS), as DuckDB spells the values.
+_DOUBLE_WORDS = {"NaN": "NaN", "Infinity": "Infinity", "+Infinity": "Infinity", "-Infinity": "-Infinity",
+                 "INF": "Infinity", "+INF": "Infinity", "-INF": "-Infinity"}
+
+
 def _read_type(column_type: ColumnType) -> str:
-    """The type `from_json` reads a value as: dates and timestamps as text, converted by `_converted`."""
-    return "VARCHAR" if column_type.kind in ("date", "timestamp") else duck_type(column_type)
+    """The type `from_json` reads a value as: dates, timestamps and doubles as text, converted by `_converted`
+    (a double's text is parsed from its own digits, and its JSON type decides which strings are allowed)."""
+    return "VARCHAR" if column_type.kind in _AS_TEXT else duck_type(column_type)
 
 
 def pointer(path: Sequence[str]) -> str:
@@ -78,6 +85,9 @@ def _converted(value: str, column_type: ColumnType) -> str:
     timestamp's date too), a timestamp as ISO-8601 with an optional offset."""
     if column_type.kind == "date":
         return f"TRY_CAST(regexp_extract({value}, {literal(_DATE_PREFIX)}, 1) AS DATE)"
+    if column_type.kind == "double":
+        words = " ".join(f"WHEN {literal(w)} THEN CAST({literal(v)} AS DOUBLE)" for w, v in _DOUBLE_WORDS.items())
+        return f"CASE {value} {words} ELSE TRY_CAST({value} AS DOUBLE) END"
     if column_type.kind == "timestamp":
         # A JSON number is seconds since the epoch, as Spark takes it.
         return f"coalesce(TRY_CAST({value} AS TIMESTAMPTZ), try(to_timestamp(TRY_CAST({value} AS DOUBLE))))"
@@ -100,7 +110,10 @@ def leaf_bad(token: str, read: str, column_type: ColumnType) -> Optional[str]:
         wrong = f"NOT {_in(token, _INTEGERS)} OR {value} IS NULL"
     elif kind == "boolean":
         wrong = f"{token} <> 'BOOLEAN'"
-    elif kind in ("double", "decimal"):
+    elif kind == "double":
+        wrong = f"NOT {_in(token, _NUMBERS)} OR {value} IS NULL"
+        wrong = f"({wrong}) AND NOT ({token} = 'VARCHAR' AND {_in(read, tuple(_DOUBLE_WORDS))})"
+    elif kind == "decimal":
         wrong = f"NOT {_in(token, _NUMBERS + ('VARCHAR',))} OR {value} IS NULL"
     elif kind == "date":
         wrong = f"{token} <> 'VARCHAR' OR {value} IS NULL"

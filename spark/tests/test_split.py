@@ -379,3 +379,23 @@ def test_a_timestamp_that_is_neither_iso_text_nor_a_number_fails(spark, engine, 
     with pytest.raises(StepError) as failure:
         split(engine, lake, 1, [[{"id": 1, "at": value, "marks": []}]], tables=TIMES, cursor=None)
     assert f"line 1: column events.at is timestamp, but at is {shown}" in str(failure.value)
+
+
+DOUBLES = {"m": {"key": ["id"], "columns": {"id": {"path": "id", "type": "bigint"}, "x": {"path": "x", "type": "double"}},
+                 "unknownFields": "ignore"}}
+
+
+def test_doubles_from_numbers_and_the_words_spark_takes(spark, engine, lake):
+    values = [0.1, -1.5e300, 5, 1e-320, "NaN", "Infinity", "-INF", 9007199254740993, None]
+    manifest = split(engine, lake, 1, [[{"id": i, "x": v} for i, v in enumerate(values)]], tables=DOUBLES,
+                     cursor=None)
+    got = {r["id"]: r["x"] for r in rows(spark, lake, manifest, "m")}
+    assert [repr(got[i]) for i in range(len(values))] == [
+        "0.1", "-1.5e+300", "5.0", "1e-320", "nan", "inf", "-inf", "9007199254740992.0", "None"]
+
+
+@pytest.mark.parametrize("value, shown", [("1.5", '"1.5"'), ("nan", '"nan"'), (True, "true")])
+def test_a_double_in_any_other_string_fails(spark, engine, lake, value, shown):
+    with pytest.raises(StepError) as failure:
+        split(engine, lake, 1, [[{"id": 1, "x": value}]], tables=DOUBLES, cursor=None)
+    assert f"line 1: column m.x is double, but x is {shown}" in str(failure.value)
