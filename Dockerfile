@@ -11,10 +11,10 @@
 #                                        builds it (the CDK app names it too: target 'runtime'); it never needs
 #                                        the local stage.
 #
-# One base image for every stage, pinned by tag to Node 24 and to Debian 12: the images use Debian's python3
-# (3.11, which duckdb, pyarrow and psycopg ship wheels for, and in pyspark 3.5's supported range), the local
-# stage needs Debian's openjdk-17 (Spark 3.5, like EMR 7, runs on Java 17; Debian 13 ships no JDK 17), and
-# production runs on the very image layers the compose stack exercises.
+# One base image for every stage, pinned by tag to Node 24 and to Debian 12: the images use Debian's python3 (3.11,
+# which duckdb and psycopg ship wheels for, and in pyspark 3.5's supported range), the local stage needs Debian's
+# openjdk-17 (Spark 3.5, like EMR 7, runs on Java 17; Debian 13 ships no JDK 17), and production runs on the very
+# image layers the compose stack exercises.
 #
 # What runtime holds for the embedded engine, and nothing more: Debian's python3 alone (python3-venv stays in the
 # venv stage), the venv /app/.venv with the pinned packages and their dependencies (AFLUENTE_EMBEDDED_VENV; the
@@ -39,9 +39,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \
  && rm -rf /var/lib/apt/lists/*
 
-# venv: the embedded engine's packages, exactly spark/requirements-embedded.txt (duckdb, pyarrow, psycopg with
-# its bundled libpq; all binary wheels, nothing compiled), in a stage of its own so python3-venv and the
-# requirements file stay out of the final images. No pip cache.
+# venv: the embedded engine's packages, exactly spark/requirements-embedded.txt (duckdb, psycopg with its bundled
+# libpq; all binary wheels, nothing compiled), in a stage of its own so python3-venv and the requirements file
+# stay out of the final images. No pip cache.
 FROM base AS venv
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \

@@ -36,7 +36,7 @@ export const EMBEDDED_BUDGET = {
   stepsPerTask: 2,
   /** MiB for the worker's node process (BullMQ, staging streams, the ORM) and the OS. */
   serviceMiB: 1024,
-  /** MiB one embedded step uses beyond DuckDB's memory_limit: Python, pyarrow's batches, DuckDB's own state. */
+  /** MiB one embedded step uses beyond DuckDB's memory_limit: Python, the records it reads, DuckDB's own state. */
   stepOverheadMiB: 512,
   /**
    * Disk one embedded step may use, in multiples of its validated input: the staged input (1), DuckDB's database

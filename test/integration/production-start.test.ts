@@ -343,7 +343,10 @@ describe('the production image (Dockerfile)', () => {
     expect(recipe.path).toBe(venv.src);
     expect(image.env.AFLUENTE_EMBEDDED_VENV).toBe(venv.dest);
     // The engine's requirements hold the runtime's packages, not requirements.txt's test tooling or pyspark.
-    expect(Object.keys(await pinsOf(recipe.requirements)).sort()).toEqual(['duckdb', 'psycopg', 'pyarrow']);
+    const pinned = Object.keys(await pinsOf(recipe.requirements));
+    expect(pinned).toEqual(expect.arrayContaining(['duckdb', 'psycopg']));
+    for (const tooling of ['pyspark', 'moto', 'pytest', 'sqlglot', 'vermin', 'check-jsonschema'])
+      expect(pinned).not.toContain(tooling);
     const everything = [...image.runs, ...image.products.flatMap((p) => p.runs)].join('\n');
     expect(everything).not.toMatch(/pyspark|openjdk|jdbc|requirements\.txt/);
 
@@ -477,33 +480,39 @@ describe('the production start path', () => {
         [
           '-c',
           [
-            'import importlib.util, json, os, sys, tempfile',
-            'import duckdb, pyarrow, psycopg, afluente_embedded',
+            'import importlib, importlib.util, json, os, sys, tempfile',
+            'pins = json.loads(os.environ["PINS"])',
+            'for name in pins: importlib.import_module(name.replace("-", "_"))',
+            'import duckdb, psycopg, afluente_embedded',
             'from importlib.metadata import version',
             'from afluente_spark import spec, sql, errors',
             'con = duckdb.connect()',
             "ext = con.sql(\"select extension_name from duckdb_extensions() where loaded and extension_name in ('json', 'parquet')\").fetchall()",
             'fd, path = tempfile.mkstemp(dir=os.environ["TEMP_DIR"]); os.close(fd); os.remove(path)',
             'print(json.dumps({',
-            '  "versions": {n: version(n) for n in ("duckdb", "pyarrow", "psycopg")},',
+            '  "versions": {n: version(n) for n in pins},',
             '  "libpq": psycopg.pq.__impl__,',
             '  "extensions": sorted(e for (e,) in ext),',
-            '  "pyspark": importlib.util.find_spec("pyspark") is not None,',
+            '  "tooling": [n for n in ("pyspark", "moto", "pytest") if importlib.util.find_spec(n)],',
             '  "engine": os.path.dirname(afluente_embedded.__file__),',
             '  "python": os.path.realpath(sys.executable),',
             '}))',
           ].join('\n'),
         ],
-        { ...options, env: { ...options.env, TEMP_DIR: env.AFLUENTE_SPARK_TEMP_DIR ?? '' } },
+        {
+          ...options,
+          env: { ...options.env, TEMP_DIR: env.AFLUENTE_SPARK_TEMP_DIR ?? '', PINS: JSON.stringify(pins) },
+        },
       );
       expect(JSON.parse(probe.stdout)).toEqual({
-        // Exactly the pins of spark/requirements-embedded.txt.
-        versions: { duckdb: pins.duckdb, pyarrow: pins.pyarrow, psycopg: pins.psycopg },
+        // Every package spark/requirements-embedded.txt pins imports, at its pinned version.
+        versions: pins,
         // psycopg's bundled libpq: the image has no system libpq.
         libpq: 'binary',
         // Built into the wheel: nothing is downloaded at run time.
         extensions: ['json', 'parquet'],
-        pyspark: false,
+        // Production dependencies only: no pyspark, no test tooling.
+        tooling: [],
         engine: join(env.AFLUENTE_SPARK_SCRIPTS ?? '', 'afluente_embedded'),
         python: await realpathOf(PYTHON),
       });
