@@ -47,7 +47,9 @@ def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_li
     lake = FileLake(step.root)
     manifest = _read_manifest(lake, step)
     loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    sql = WarehouseSql(step.tables, step.dialect, step.schema, step.run_id, loaded_at, step.cursor_column)
+    # Each staging table is filled by one COPY, so it holds each curated row once.
+    sql = WarehouseSql(step.tables, step.dialect, step.schema, step.run_id, loaded_at, step.cursor_column,
+                       staging_exact=True)
 
     warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:

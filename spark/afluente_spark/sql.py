@@ -99,9 +99,12 @@ class WarehouseSql:
     """The statements of one load: a run's tables into one schema of one dialect."""
 
     def __init__(self, tables: Tables, dialect: str, schema: str, run_id: int, loaded_at: str,
-                 cursor_column: Optional[str] = None) -> None:
+                 cursor_column: Optional[str] = None, staging_exact: bool = False) -> None:
         _check_dialect(dialect)
         self.tables = tables
+        # True when staging holds exactly the manifest's rows, each once (one COPY per table, which commits or
+        # not as a whole). Spark's JDBC writer commits per partition, so a retried task can stage a row twice.
+        self.staging_exact = staging_exact
         self.cursor_column = cursor_column  # a parent column; when set, a load never replaces a newer row
         self.dialect = dialect
         self.schema = schema
@@ -182,6 +185,9 @@ class WarehouseSql:
         keys = ", ".join(ident(k) for k in table.key)
         values = ", ".join(staged_value(ident(c.name), c.type, self.dialect) for c in columns)
         targets = f"{names}, {ident(RUN_ID_COLUMN)}, {ident(LOADED_AT_COLUMN)}"
+        if self.staging_exact and self.key_is_unique(table):
+            return (f"INSERT INTO {self.target(table)} ({targets}) "
+                    f"SELECT {values}, {self.run_id}, {self._loaded_at()} FROM {self.staging(table)}")
         # ROW_NUMBER rather than DISTINCT ON: both dialects have it. split_tables already made keys unique
         # within a run, so the order among equal keys does not matter.
         inner = (
@@ -193,6 +199,11 @@ class WarehouseSql:
             f"SELECT {values}, {self.run_id}, {self._loaded_at()} "
             f"FROM ({inner}) AS {ident(DEDUPED)} WHERE {ident(ROW_NUMBER)} = 1"
         )
+
+    def key_is_unique(self, table: Table) -> bool:
+        """Whether split_tables already made the table's key unique within a run: the parent's key always; a
+        child's (deduped per parent) when it holds every parent key column."""
+        return not table.is_child or {column for column, _ in table.parent_key} <= set(table.key)
 
     def _match(self, target: Table, pairs: Sequence[Tuple[str, str]], staged: Table) -> str:
         """`target.col = staged.col` for each (target column, staging column) pair."""

@@ -5,7 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from helpers import DT, NUMBER_LINES_FOR_LOAD, SOURCE, load, order, split
+from helpers import DT, NUMBER_LINES_FOR_LOAD, SOURCE, demo_tables, load, order, split
 
 from afluente_spark.errors import StepError
 
@@ -206,3 +206,13 @@ def test_strings_that_are_hard_for_csv_reach_the_warehouse_exactly(spark, engine
     assert pg.rows("things", "id, name", "1") == [(i + 1, t) for i, t in enumerate(TRICKY)] + [(100, None)]
     assert pg.rows("thing_labels", "thing_id, position, value", "1, 2") == [
         row for i, t in enumerate(TRICKY) for row in ((i + 1, 0, t), (i + 1, 1, None))]
+
+
+def test_a_child_key_without_the_parent_key_keeps_one_row_per_key_across_the_run(spark, engine, lake, pg):
+    tables = demo_tables()
+    tables["order_items"]["key"] = ["sku"]
+    shared = [{"line": 1, "sku": "same", "quantity": 1, "unit_price": 1}]
+    split(engine, lake, 1, [[order(1, items=shared), order(2, items=shared + ITEMS[:1])]], tables=tables)
+    result = load(engine, lake, 1, pg, tables)
+    assert result["rows"]["order_items"] == 2
+    assert sorted(r[0] for r in pg.rows("order_items", "sku")) == ["S1", "same"]

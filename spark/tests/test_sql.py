@@ -70,8 +70,9 @@ WIDE = {
 }
 
 
-def redshift_statements():
-    sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000", "updated_at")
+def redshift_statements(staging_exact: bool = False):
+    sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000", "updated_at",
+                       staging_exact)
     statements = list(sql.setup()) + [("select ledger", sql.select_ledger())]
     copies = []
     for table in sql.tables.all:
@@ -101,8 +102,9 @@ EXPECTED_KINDS = {
 }
 
 
-def test_every_redshift_statement_parses_with_sqlglot_redshift():
-    statements, _ = redshift_statements()
+@pytest.mark.parametrize("staging_exact", [False, True])
+def test_every_redshift_statement_parses_with_sqlglot_redshift(staging_exact):
+    statements, _ = redshift_statements(staging_exact)
     assert len(statements) > 20
     for label, statement in statements:
         [tree] = sqlglot.parse(statement, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)
@@ -180,3 +182,16 @@ def test_the_stale_rows_statements_drop_children_first_and_compare_typed_cursors
     redshift = WarehouseSql(read_tables(WIDE), "redshift", "s", 5, "2026-11-23 10:00:00.000000", "updated_at")
     assert dict(redshift.drop_stale())["orders"][1].endswith('"orders"."updated_at" > "_afl_stg_5_orders"."updated_at"')
     assert WarehouseSql(read_tables(WIDE), "postgres", "s", 5, "2026-11-23 10:00:00.000000").drop_stale() == []
+
+
+def test_exact_staging_skips_the_dedupe_only_where_the_split_already_made_keys_unique():
+    tables = demo_tables()
+    tables["order_items"]["key"] = ["sku"]  # a child key without the parent key: unique per parent only
+    read = read_tables(tables)
+    exact = WarehouseSql(read, "postgres", "s", 1, "2026-11-23 10:00:00.000000", staging_exact=True)
+    plain = WarehouseSql(read, "postgres", "s", 1, "2026-11-23 10:00:00.000000")
+    inserts = {t.name: exact.merge(t)[1][1] for t in read.all}
+    assert [t.name for t in read.all if exact.key_is_unique(t)] == ["orders", "order_tags"]
+    assert "ROW_NUMBER" not in inserts["orders"] and "ROW_NUMBER" not in inserts["order_tags"]
+    assert "ROW_NUMBER" in inserts["order_items"]
+    assert all("ROW_NUMBER" in plain.merge(t)[1][1] for t in read.all)
