@@ -55,7 +55,10 @@ async function filesUnder(dir: string): Promise<string[]> {
 /**
  * Copies what a step wrote under `<dir>/<output>` back to the lake under the same keys, output by output in the
  * order given (so a manifest listed last lands last), skipping Spark's `.crc` and `_SUCCESS` files. An output
- * is a folder (a prefix) or a single key; one the step did not write is skipped. Resolves with the keys written.
+ * is a folder (a prefix) or a single key; one the step did not write is skipped. A folder ends up holding
+ * exactly what the step wrote there: objects an earlier attempt left under it (another engine names its files
+ * its own way) are deleted, as Spark's overwrite of the folder would, so a Redshift COPY of the prefix reads this
+ * attempt's files only. Resolves with the keys written.
  */
 export async function stageOut(
   lake: Lake,
@@ -81,6 +84,13 @@ export async function stageOut(
       ),
     );
     written.push(...keys);
+    if (info.isDirectory()) await deleteOthers(lake, `${output.replace(/\/+$/, '')}/`, new Set(keys));
   }
   return written;
+}
+
+async function deleteOthers(lake: Lake, prefix: string, keep: ReadonlySet<string>): Promise<void> {
+  const stale: string[] = [];
+  for await (const object of lake.list(prefix)) if (!keep.has(object.key)) stale.push(object.key);
+  if (stale.length > 0) await lake.delete(stale);
 }

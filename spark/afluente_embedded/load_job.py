@@ -47,9 +47,10 @@ def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_li
     lake = FileLake(step.root)
     manifest = _read_manifest(lake, step)
     loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    # Each staging table is filled by one COPY, so it holds each curated row once.
+    # On PostgreSQL each staging table is filled by one COPY of exactly the manifest's files, so it holds each
+    # curated row once. Redshift's COPY reads every object under the prefix: the merge keeps its dedupe there.
     sql = WarehouseSql(step.tables, step.dialect, step.schema, step.run_id, loaded_at, step.cursor_column,
-                       staging_exact=True)
+                       staging_exact=step.dialect == "postgres")
 
     warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:
