@@ -34,9 +34,10 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # base: the Node base image with Debian's python3 (the interpreter and its standard library only). The venv
 # stage builds on this same layer, so the venv's python (a link to /usr/bin/python3) is the one app runs.
+# ca-certificates: the embedded load verifies Redshift's certificate against the system's CAs (sslrootcert=system).
 FROM node:24-bookworm-slim AS base
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 \
+ && apt-get install -y --no-install-recommends python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # venv: the embedded engine's packages, exactly spark/requirements-embedded.txt (duckdb, psycopg with its bundled

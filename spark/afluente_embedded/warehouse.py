@@ -23,7 +23,8 @@ class WarehouseError(StepError):
 
 def connection_args(jdbc_url: str, dialect: str) -> dict:
     """libpq parameters from `jdbc:postgresql://host:port/db?…` or `jdbc:redshift://host:port/db?…`. Of the
-    URL's own parameters only the TLS mode carries over (`sslmode`, or `ssl=true`); Redshift always uses TLS."""
+    URL's own parameters only the TLS mode carries over (`sslmode`, or `ssl=true`). Redshift is always reached
+    over TLS with its certificate and host name verified against the system's CAs (Amazon's are among them)."""
     if not jdbc_url.startswith("jdbc:"):
         raise SpecError(f"the warehouse URL {jdbc_url!r} is not a JDBC URL (jdbc:postgresql://… or jdbc:redshift://…)")
     parsed = urlparse(jdbc_url[len("jdbc:"):])
@@ -32,9 +33,11 @@ def connection_args(jdbc_url: str, dialect: str) -> dict:
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     args = {"host": parsed.hostname, "port": parsed.port or _DEFAULT_PORTS[parsed.scheme],
             "dbname": parsed.path.lstrip("/") or ("dev" if dialect == "redshift" else "postgres")}
-    if "sslmode" in query:
+    if dialect == "redshift":
+        args.update(sslmode="verify-full", sslrootcert="system")
+    elif "sslmode" in query:
         args["sslmode"] = query["sslmode"]
-    elif query.get("ssl") == "true" or dialect == "redshift":
+    elif query.get("ssl") == "true":
         args["sslmode"] = "require"
     return args
 

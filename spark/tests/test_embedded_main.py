@@ -93,3 +93,16 @@ def test_help_needs_no_engine_packages_to_be_imported_first():
     result = subprocess.run([sys.executable, "-m", "afluente_embedded", "--help"], cwd=SPARK_DIR,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "split_tables" in result.stdout
+
+
+def test_the_warehouse_url_becomes_libpq_parameters_and_redshift_verifies_its_certificate():
+    from afluente_embedded.warehouse import connection_args
+
+    assert connection_args("jdbc:postgresql://127.0.0.1:5432/afluente", "postgres") == {
+        "host": "127.0.0.1", "port": 5432, "dbname": "afluente"}
+    assert connection_args("jdbc:postgresql://db.internal/warehouse?ssl=true&reWriteBatchedInserts=true",
+                           "postgres") == {"host": "db.internal", "port": 5432, "dbname": "warehouse",
+                                           "sslmode": "require"}
+    assert connection_args("jdbc:redshift://wg.123.eu-west-1.redshift-serverless.amazonaws.com:5439/dev?ssl=false",
+                           "redshift") == {"host": "wg.123.eu-west-1.redshift-serverless.amazonaws.com", "port": 5439,
+                                           "dbname": "dev", "sslmode": "verify-full", "sslrootcert": "system"}
