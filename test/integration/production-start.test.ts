@@ -324,11 +324,11 @@ describe('the production image (Dockerfile)', () => {
       ['venv', '/app/.venv'],
     ]);
     expect(product(image, 'node_modules').runs.join('\n')).toMatch(/npm ci --omit=dev/);
-    // The image's own RUNs: Debian's python3 alone, the link that puts the CLI on PATH, and the one folder its
-    // user writes. Nothing else is installed.
+    // The image's own RUNs: Debian's python3 and the CAs the embedded load verifies Redshift with, the link that
+    // puts the CLI on PATH, and the one folder its user writes. Nothing else is installed.
     const [python, ...rest] = image.runs;
     const packages = /apt-get install -y --no-install-recommends ([^&]+?) &&/.exec(python ?? '')?.[1];
-    expect(packages?.split(' ')).toEqual(['python3']);
+    expect(packages?.split(' ')).toEqual(['python3', 'ca-certificates']);
     expect(python).toMatch(/rm -rf \/var\/lib\/apt\/lists\/\*$/);
     expect(rest).toEqual([
       'ln -s /app/cli/afluente.mjs /usr/local/bin/afluente',
