@@ -18,6 +18,7 @@ import { demoSourcesAt, finishedRun, startTestApp, withMaxActiveRuns, type TestA
 import { TOKEN } from '../support/env.ts';
 import { freePort } from '../support/net.ts';
 import { waitFor } from '../support/wait.ts';
+import { chooseEngine } from '../../service/stages/engine-choice.ts';
 
 // `npx afluente` as a child process against the real service on a port (real MariaDB and Redis), with the real
 // ingest and validate (local Lambdas) against the demo source API. Transform and load are stand-ins: they report
@@ -35,7 +36,17 @@ const untilAborted = (signal: AbortSignal): Promise<never> =>
     signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }),
   );
 const handlers: Partial<StageHandlers> = {
-  transform: async ({ run }: StageContext<'transform'>) => {
+  transform: async ({ run, job }: StageContext<'transform'>) => {
+    // What the real stage records before its step, for a run that asks for an engine (`--engine`).
+    if (run.params?.engine) {
+      const choice = chooseEngine({
+        requested: run.params.engine,
+        configured: 'auto',
+        validatedBytes: 0,
+        maxEmbeddedBytes: 0,
+      });
+      await t.app.engine.recordEngine(job.id, run.id, choice);
+    }
     if (control.failTransform) {
       control.failTransform = false;
       throw new NonRetryableError('transform_failed', 'the transform fails on purpose');
@@ -193,15 +204,20 @@ describe('npx afluente against a running service', () => {
   });
 
   it('retry --wait resumes the failed run from its failed stage and exits 0 when it completes', async () => {
-    const res = await cli(['retry', String(failedId), '--wait', '--interval', '0.2']);
+    const res = await cli(['retry', String(failedId), '--engine', 'spark', '--wait', '--interval', '0.2']);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(res.stdout).toContain(
-      `run ${failedId} retried as attempt 2 from stage transform: ${url}/runs/${failedId}\n`,
+      `run ${failedId} retried as attempt 2 from stage transform on engine spark: ${url}/runs/${failedId}\n`,
     );
     expect(res.stdout).toMatch(new RegExp(`^run ${failedId} COMPLETED in `, 'm'));
-    expect(stageLine(res.stdout, 'transform')).toMatch(/done .* read \d+ → orders/);
-    expect(await runInDb(failedId)).toMatchObject({ status: 'COMPLETED', attempt: 2 });
+    expect(stageLine(res.stdout, 'transform')).toMatch(/done .* on spark · read \d+ → orders/);
+    expect(await runInDb(failedId)).toMatchObject({
+      status: 'COMPLETED',
+      attempt: 2,
+      params: { engine: 'spark' },
+      engine: 'spark',
+    });
 
     // A second retry of a run that is no longer FAILED: the service's 409, and exit code 3.
     const again = await cli(['retry', String(failedId)]);
@@ -223,7 +239,8 @@ describe('npx afluente against a running service', () => {
     expect(res.stdout).toMatch(
       /^ +\d+ +transform +1 +FAILED +1\/\d+ +\S+ +transform_failed: the transform fails on purpose$/m,
     );
-    expect(res.stdout).toMatch(/^ +\d+ +transform +2 +COMPLETED /m);
+    expect(res.stdout).toMatch(/^ +\d+ +transform +2 +COMPLETED +spark /m);
+    expect(res.stdout).toMatch(/^ {2}engine {3}spark \(requested on the run\)$/m);
     expect(res.stdout).toMatch(/^files {4}raw \d+ \(250 records\), validated /m);
 
     const json = await cli(['show', String(failedId), '--json']);
@@ -307,6 +324,11 @@ describe('npx afluente against a running service', () => {
     const noSource = await cli(['run']);
     expect(noSource.code).toBe(2);
     expect(noSource.stderr).toContain("error: missing required argument 'source'");
+    const badEngine = await cli(['run', 'demo', '--engine', 'duckdb']);
+    expect(badEngine.code).toBe(2);
+    expect(badEngine.stderr).toContain(
+      "option '--engine <engine>' argument 'duckdb' is invalid. Allowed choices are auto, embedded, spark.",
+    );
     const badStatus = await cli(['runs', '--status', 'DONE']);
     expect(badStatus.code).toBe(2);
     expect(badStatus.stderr).toContain('one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED');

@@ -1,6 +1,7 @@
-// The whole pipeline on a small source, as `npm run demo` runs it: HTTP API → ingest → validate → Spark
-// split_tables → Spark load_warehouse → PostgreSQL, with the state in MariaDB. Every record the source served
-// is checked against the warehouse, row by row.
+// The whole pipeline on a small source, as `npm run demo` runs it: HTTP API → ingest → validate → split_tables →
+// load_warehouse → PostgreSQL, with the state in MariaDB. The demo source's `engine: auto` runs this small run's
+// steps on the embedded engine (DuckDB); a run asking for `spark` runs them with spark-submit, and both leave the
+// same rows. Every record the source served is checked against the warehouse, row by row.
 import type { EntityManager } from '@mikro-orm/mysql';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -14,6 +15,7 @@ import { orderAt, type Order } from '../../demo/source-api/records.ts';
 import { loadResultKey } from '../../contract/steps.ts';
 import { Job, Run, SourceState } from '../../service/state/entities/index.ts';
 import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
+import { FAST_CATALOG } from '../support/catalog.ts';
 import { TOKEN } from '../support/env.ts';
 
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -85,6 +87,8 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
         AFLUENTE_SPARK_DRIVER_MEMORY: '1g',
       },
       sources: await demoSourcesAt(`http://127.0.0.1:${port}/orders`),
+      // Two attempts a stage, so a load that fails on purpose fails its run within the test.
+      catalog: FAST_CATALOG,
     });
     schema = t.config.warehouse.schema;
     db = new pg.Client({ connectionString: t.config.warehouse.url });
@@ -113,6 +117,44 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     return (await db.query(sql)).rows as T[];
   }
 
+  /**
+   * Every row of every table with every column the data defines, leaving out afluente's own (the run id and the
+   * load time): what two engines loading the same data must agree on.
+   */
+  async function business(): Promise<{ t: string; n: string; h: string; columns: string }[]> {
+    const table = (name: string) =>
+      `SELECT '${name}' AS t, count(*)::text AS n, md5(string_agg(r::text, '|' ORDER BY r::text)) AS h,
+              (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(min(r::text)::jsonb) k) AS columns
+         FROM (SELECT (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(x))
+                        WHERE key NOT LIKE '\\_afluente\\_%') AS r
+                 FROM ${schema}.${name} x) rows`;
+    const found = await rows<{ t: string; n: string; h: string; columns: string }>(
+      ['orders', 'order_items', 'order_tags'].map(table).join(' UNION ALL '),
+    );
+    // Rows with their data columns in them, and none of afluente's: a comparison of nothing proves nothing.
+    for (const r of found) {
+      expect(Number(r.n), r.t).toBeGreaterThan(0);
+      expect(r.columns, r.t).toMatch(/^[a-z_]+(,[a-z_]+)+$/);
+      expect(r.columns, r.t).not.toContain('_afluente');
+    }
+    expect(found.find((r) => r.t === 'orders')?.columns).toContain('customer_city');
+    return found;
+  }
+
+  type JobView = {
+    stage: string;
+    runAttempt: number;
+    engine: string;
+    engineReason: string;
+    externalId: string;
+  };
+  async function stepJobs(runId: number, runAttempt = 1): Promise<JobView[]> {
+    const view = await request(t.app.server).get(`/runs/${runId}`).set(auth);
+    return (view.body.jobs as JobView[]).filter(
+      (j) => j.runAttempt === runAttempt && ['transform', 'load'].includes(j.stage),
+    );
+  }
+
   it('loads every valid record once, with its items and tags, and reconciles the counts', async () => {
     const runId = await runOnce();
     const view = await request(t.app.server).get(`/runs/${runId}`).set(auth);
@@ -127,6 +169,17 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     // valid records = parent rows + duplicates dropped
     const transform = view.body.jobs.find((j: { stage: string }) => j.stage === 'transform');
     expect(transform.metrics.duplicates).toBe(4);
+    // Engine auto: the run's validated bytes are far below AFLUENTE_EMBEDDED_MAX_BYTES, so both steps ran embedded.
+    const auto = /^auto: validated \d+(\.\d)? KiB ≤ AFLUENTE_EMBEDDED_MAX_BYTES \(2 GiB\)$/;
+    expect(view.body).toMatchObject({ engine: 'embedded', engineReason: expect.stringMatching(auto) });
+    for (const job of view.body.jobs.filter((j: { stage: string }) =>
+      ['transform', 'load'].includes(j.stage),
+    ))
+      expect(job).toMatchObject({
+        engine: 'embedded',
+        engineReason: view.body.engineReason,
+        externalId: expect.stringMatching(/^embedded:\d+$/),
+      });
     expect(records.length - 1 - 4).toBe(expected.size);
 
     const orders = await rows<{
@@ -254,5 +307,108 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     expect(view.body.counts.rows).toEqual(
       (await request(t.app.server).get(`/runs/${loaded}`).set(auth)).body.counts.rows,
     );
+  }, 600_000);
+
+  it('runs the same data on Spark into the same rows, and a replay of that on the embedded engine too', async () => {
+    const before = await business();
+    const embedded = completed[0] as number;
+    const embeddedRows = (await request(t.app.server).get(`/runs/${embedded}`).set(auth)).body.counts.rows;
+
+    const spark = await runOnce({ source: 'demo', engine: 'spark' });
+    const view = await request(t.app.server).get(`/runs/${spark}`).set(auth);
+    expect(view.body).toMatchObject({
+      params: { engine: 'spark' },
+      engine: 'spark',
+      engineReason: 'requested on the run',
+      counts: { rows: embeddedRows },
+    });
+    expect(await stepJobs(spark)).toEqual([
+      expect.objectContaining({
+        stage: 'transform',
+        engine: 'spark',
+        externalId: expect.stringMatching(/^local:\d+$/),
+      }),
+      expect.objectContaining({
+        stage: 'load',
+        engine: 'spark',
+        externalId: expect.stringMatching(/^local:\d+$/),
+      }),
+    ]);
+    expect(await business()).toEqual(before);
+    const owners = await rows<{ run: string }>(
+      `SELECT DISTINCT _afluente_run_id::text AS run FROM ${schema}.orders`,
+    );
+    expect(owners).toEqual([{ run: String(spark) }]);
+
+    // Spark's validated data split again on the embedded engine: the transforms agree, and so do the rows.
+    const back = await runOnce({
+      source: 'demo',
+      from: { run: spark, stage: 'transform' },
+      engine: 'embedded',
+    });
+    const jobs = await stepJobs(back);
+    expect(jobs.map((j) => [j.stage, j.engine, j.engineReason])).toEqual([
+      ['transform', 'embedded', 'requested on the run'],
+      ['load', 'embedded', 'requested on the run'],
+    ]);
+    const metrics = async (runId: number) =>
+      (await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Job, { run: runId, stage: 'transform' }))
+        .metrics;
+    const { read, duplicates, childDuplicates, tables } = (await metrics(spark)) ?? {};
+    expect(await metrics(back)).toMatchObject({ read, duplicates, childDuplicates, tables });
+    expect(await business()).toEqual(before);
+  }, 600_000);
+
+  it('retries a load that failed on the embedded engine on Spark, and the run reconciles', async () => {
+    const before = await business();
+    // A column the load does not know, that takes no NULL: any insert into the table fails, on either engine.
+    await db.query(`ALTER TABLE ${schema}.order_tags ADD COLUMN blocker int NOT NULL DEFAULT 0`);
+    await db.query(`ALTER TABLE ${schema}.order_tags ALTER COLUMN blocker DROP DEFAULT`);
+    const res = await request(t.app.server).post('/runs').set(auth).send({ source: 'demo' });
+    const failed = await finishedRun(t, res.body.id as number, 240_000);
+    expect(failed).toMatchObject({
+      status: 'FAILED',
+      engine: 'embedded',
+      error: { stage: 'load', reason: 'embedded_failed' },
+    });
+    expect(failed.error?.message).toMatch(/^load_warehouse: .*blocker/);
+
+    await db.query(`ALTER TABLE ${schema}.order_tags DROP COLUMN blocker`);
+    const retried = await request(t.app.server)
+      .post(`/runs/${failed.id}/retry`)
+      .set(auth)
+      .send({ engine: 'spark' });
+    expect(retried.status).toBe(202);
+    const run = await finishedRun(t, failed.id, 240_000);
+    expect(run).toMatchObject({
+      status: 'COMPLETED',
+      attempt: 2,
+      engine: 'spark',
+      engineReason: 'requested on the run',
+    });
+    expect(await stepJobs(failed.id, 2)).toEqual([
+      expect.objectContaining({
+        stage: 'load',
+        engine: 'spark',
+        externalId: expect.stringMatching(/^local:\d+$/),
+      }),
+    ]);
+    // The load's own check held (merged + stale = curated), and the warehouse is as both engines left it.
+    const load = await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Job, {
+      run: failed.id,
+      stage: 'load',
+      runAttempt: 2,
+    });
+    const curated = (
+      await (t.app.orm.em.fork() as EntityManager).findOneOrFail(Job, { run: failed.id, stage: 'transform' })
+    ).metrics?.tables as Record<string, number>;
+    const { rows: merged, stale } = load.metrics as {
+      rows: Record<string, number>;
+      stale: Record<string, number>;
+    };
+    for (const [table, n] of Object.entries(curated))
+      expect((merged[table] ?? 0) + (stale[table] ?? 0)).toBe(n);
+    expect(run.rows).toEqual(merged);
+    expect(await business()).toEqual(before);
   }, 600_000);
 });

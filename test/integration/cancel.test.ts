@@ -21,7 +21,7 @@ import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { handler as ingestLambda } from '../../lambdas/ingest/handler.ts';
 import { handler as validateLambda } from '../../lambdas/validate/handler.ts';
 import { Job, LakeFile, Run, SourceState } from '../../service/state/entities/index.ts';
-import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
+import { demoSourcesAt, finishedRun, startTestApp, withEngine, type TestApp } from '../support/app.ts';
 import { motoEmr, type MotoEmr } from '../support/emr.ts';
 import { OTHER_TOKEN, TOKEN } from '../support/env.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
@@ -170,7 +170,8 @@ describe('cancel on the local runtime: Lambdas in child processes, Spark steps w
     api = await startDemoApi({ records: RECORDS });
     lakeDir = await mkdtemp(join(tmpdir(), 'afluente-cancel-'));
     t = await startTestApp({
-      sources: await demoSourcesAt(`${api.url}/orders`, 10_000),
+      // On Spark: these cancels are of spark-submit's process group (embedded-control.test.ts cancels embedded steps).
+      sources: await withEngine('spark', await demoSourcesAt(`${api.url}/orders`, 10_000)),
       env: {
         AFLUENTE_LAKE_URI: pathToFileURL(lakeDir).href,
         AFLUENTE_SPARK_DRIVER_MEMORY: '1g',
@@ -491,7 +492,8 @@ describe('cancel on the AWS path: results over SQS (moto), Spark steps on EMR (m
         .QueueUrl ?? '';
     emr = motoEmr(moto);
     t = await startTestApp({
-      sources: await demoSourcesAt(`${api.url}/orders`, 10_000),
+      // On Spark, which this deployment runs on EMR: the transform's step is an EMR step to cancel.
+      sources: await withEngine('spark', await demoSourcesAt(`${api.url}/orders`, 10_000)),
       lambdaClient: fakeLambda(),
       emrClient: emr.client,
       env: {

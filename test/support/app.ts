@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/mysql';
 import type { FastifyInstance } from 'fastify';
-import type { Deadlines } from '../../contract/source-config.ts';
+import type { Deadlines, Engine } from '../../contract/source-config.ts';
 import { buildApp, type AppOptions } from '../../service/app.ts';
 import type { Config } from '../../service/config/env.ts';
 import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
@@ -77,6 +77,15 @@ export async function withMaxActiveRuns(maxActiveRuns: number, base?: LoadedSour
   return {
     ...sources,
     sources: new Map([...sources.sources].map(([name, s]) => [name, { ...s, maxActiveRuns }])),
+  };
+}
+
+/** Sources on another engine (the shipped `demo` is `auto`, which runs a test's small data embedded). */
+export async function withEngine(engine: Engine, base?: LoadedSources): Promise<LoadedSources> {
+  const sources = base ?? (await loadSources('config/sources.yaml'));
+  return {
+    ...sources,
+    sources: new Map([...sources.sources].map(([name, s]) => [name, { ...s, engine }])),
   };
 }
 
