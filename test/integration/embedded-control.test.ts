@@ -14,12 +14,13 @@ import type { Lake } from '../../lib/lake/lake.ts';
 import { openLake } from '../../lib/lake/open-lake.ts';
 import { createLogger } from '../../service/observability/logger.ts';
 import { OrphanSweep } from '../../service/orchestration/orphan-sweep.ts';
-import { Job, Run } from '../../service/state/entities/index.ts';
+import { Job } from '../../service/state/entities/index.ts';
 import type { EmbeddedStepRunner } from '../../service/steps/embedded-runner.ts';
 import { openEmbeddedRunner } from '../../service/steps/open-runner.ts';
 import { groupAlive } from '../../service/steps/process-group.ts';
 import type { StepHandle } from '../../service/steps/step-runner.ts';
 import { startTestApp, withDeadlines, withMaxActiveRuns, type TestApp } from '../support/app.ts';
+import { transformRunning, type JobOwner } from '../support/jobs.ts';
 import { TOKEN } from '../support/env.ts';
 import { stepRequest } from '../support/steps.ts';
 import { waitFor } from '../support/wait.ts';
@@ -59,22 +60,7 @@ afterAll(async () => {
 
 const em = (): EntityManager => t.app.orm.em.fork();
 
-interface Owner {
-  runId: number;
-  jobId: number;
-}
-
-/** A run at its transform stage, its transform job RUNNING: what a worker records before it submits the step. */
-async function transformRunning(): Promise<Owner> {
-  const { run } = await t.app.runs.create({ source: 'demo' });
-  const ingest = await em().findOneOrFail(Job, { run: run.id });
-  await em().nativeUpdate(Job, { id: ingest.id }, { status: 'COMPLETED' });
-  const fork = em();
-  const job = t.app.engine.createJob(fork, await fork.findOneOrFail(Run, run.id), 'transform');
-  await fork.flush();
-  expect((await t.app.engine.start(job.id, 1)).action).toBe('run');
-  return { runId: run.id, jobId: job.id };
-}
+type Owner = JobOwner;
 
 /**
  * Starts the owner's step on the stand-in engine (it sleeps until stopped) and records it on the job as the
@@ -118,8 +104,8 @@ async function sleepingStep(
 
 describe('embedded steps under run control', () => {
   it('the orphan sweep lists the embedded steps, kills the one whose run ended and leaves the live job’s step', async () => {
-    const ended = await transformRunning();
-    const live = await transformRunning();
+    const ended = await transformRunning(t);
+    const live = await transformRunning(t);
     const orphan = await sleepingStep(ended);
     const owned = await sleepingStep(live);
     await t.app.engine.fail(ended.jobId, { reason: 'test', message: 'failed by the test' }, true);
@@ -143,10 +129,13 @@ describe('embedded steps under run control', () => {
     });
     expect(groupAlive(orphan.pid)).toBe(false);
     expect(groupAlive(owned.pid)).toBe(true);
+    // Done with it: its open stage must not be past its deadline in the next test.
+    await t.app.runs.cancel(live.runId, 'tester');
+    await waitFor(async () => (groupAlive(owned.pid) ? undefined : true), 'the live step to be cancelled');
   });
 
   it('a transform past its deadline fails its run, and the reconciler kills its embedded step', async () => {
-    const owner = await transformRunning();
+    const owner = await transformRunning(t);
     // The app's own runner started this one, as the app's worker would.
     const step = await sleepingStep(owner, t.app.steps.embedded);
     await em().nativeUpdate(Job, { id: owner.jobId }, { startedAt: new Date(Date.now() - 10_000) });
@@ -165,7 +154,7 @@ describe('embedded steps under run control', () => {
   });
 
   it('cancelling a run kills its embedded step even with no worker to do it', async () => {
-    const owner = await transformRunning();
+    const owner = await transformRunning(t);
     const step = await sleepingStep(owner);
 
     const res = await request(t.app.server)

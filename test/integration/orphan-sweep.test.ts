@@ -34,6 +34,7 @@ import { openStepRunner } from '../../service/steps/open-runner.ts';
 import { groupAlive } from '../../service/steps/process-group.ts';
 import { stepName, type StepHandle, type StepRunner } from '../../service/steps/step-runner.ts';
 import { startTestApp, withMaxActiveRuns, type TestApp } from '../support/app.ts';
+import { transformRunning, type JobOwner } from '../support/jobs.ts';
 import { motoEmr, type MotoEmr, emrClientFor } from '../support/emr.ts';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { stepRequest } from '../support/steps.ts';
@@ -60,22 +61,7 @@ afterAll(async () => {
 
 const em = (): EntityManager => t.app.orm.em.fork();
 
-interface Owner {
-  runId: number;
-  jobId: number;
-}
-
-/** A run at its transform stage, its transform job RUNNING: what a worker records before it submits the step. */
-async function transformRunning(): Promise<Owner> {
-  const { run } = await t.app.runs.create({ source: 'demo' });
-  const ingest = await em().findOneOrFail(Job, { run: run.id });
-  await em().nativeUpdate(Job, { id: ingest.id }, { status: 'COMPLETED' });
-  const fork = em();
-  const job = t.app.engine.createJob(fork, await fork.findOneOrFail(Run, run.id), 'transform');
-  await fork.flush();
-  expect((await t.app.engine.start(job.id, 1)).action).toBe('run');
-  return { runId: run.id, jobId: job.id };
-}
+type Owner = JobOwner;
 
 /** The job's final failure: the job and its run are FAILED. */
 async function failFinally(owner: Owner): Promise<void> {
@@ -178,11 +164,11 @@ describe('the orphan sweep on EMR', () => {
     const configured = await cluster('shared');
     const h = emr({ AFLUENTE_EMR_CLUSTER_ID: configured });
     const [cancelled, failed, completed, running, released] = [
-      await transformRunning(),
-      await transformRunning(),
-      await transformRunning(),
-      await transformRunning(),
-      await transformRunning(),
+      await transformRunning(t),
+      await transformRunning(t),
+      await transformRunning(t),
+      await transformRunning(t),
+      await transformRunning(t),
     ];
     const steps = {
       cancelled: await submit(h.runner, cancelled),
@@ -236,7 +222,7 @@ describe('the orphan sweep on EMR', () => {
   });
 
   it('never terminates the configured cluster, even tagged and named like a finished run’s cluster', async () => {
-    const owner = await transformRunning();
+    const owner = await transformRunning(t);
     const root = `s3://lake-bucket/${randomBytes(4).toString('hex')}`;
     const configured = await cluster(`afluente run=${owner.runId}`, {
       app: 'afluente',
@@ -256,8 +242,8 @@ describe('the orphan sweep on EMR', () => {
 
   it('terminates the transient cluster of an ended or unknown run, and leaves active, untagged and foreign clusters alone', async () => {
     const h = emr();
-    const ended = await transformRunning();
-    const active = await transformRunning();
+    const ended = await transformRunning(t);
+    const active = await transformRunning(t);
     const endedStep = await submit(h.runner, ended);
     const activeStep = await submit(h.runner, active);
     // Started for a run MySQL does not have (its row lost, or another database).
@@ -292,7 +278,7 @@ describe('the orphan sweep on EMR', () => {
 
   it('leaves orphans younger than the grace period, and steps whose job ended within it', async () => {
     const h = emr();
-    const young = await transformRunning();
+    const young = await transformRunning(t);
     const youngStep = await submit(h.runner, young);
     await t.app.runs.cancel(young.runId, 'tester');
     // Both the cluster and its step are orphans, but were just started.
@@ -309,7 +295,7 @@ describe('the orphan sweep on EMR', () => {
     // worker may still be stopping them.
     const configured = await cluster('shared');
     const shared = emr({ AFLUENTE_EMR_CLUSTER_ID: configured });
-    const [failed, completed] = [await transformRunning(), await transformRunning()];
+    const [failed, completed] = [await transformRunning(t), await transformRunning(t)];
     const steps = [await submit(shared.runner, failed), await submit(shared.runner, completed)];
     await new Promise((done) => setTimeout(done, 1500));
     await failFinally(failed);
@@ -405,7 +391,7 @@ describe('the orphan sweep on the local runner', () => {
     const pidFile = (name: string): string => join(steps, `${name.replaceAll(' ', '_')}.pid`);
 
     // A worker process starts the step, then dies (SIGKILL): its spark-submit lives on in its own process group.
-    const orphan = await transformRunning();
+    const orphan = await transformRunning(t);
     const request = stepRequest('split_tables', orphan.runId, orphan.jobId);
     await lake.put(
       request.specKey,
@@ -435,7 +421,7 @@ describe('the orphan sweep on the local runner', () => {
       await once(worker, 'exit');
 
       // A step of a RUNNING job: a stand-in with a step's command line, and its pid file.
-      const live = await transformRunning();
+      const live = await transformRunning(t);
       const liveName = stepName(live.runId, live.jobId, 'split_tables');
       const script = resolve('test/fixtures/spark/split_tables.py');
       const standIn = spawn(

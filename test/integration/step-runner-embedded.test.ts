@@ -1,6 +1,5 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +19,8 @@ import { createLogger } from '../../service/observability/logger.ts';
 import { EmbeddedStepRunner } from '../../service/steps/embedded-runner.ts';
 import { openEmbeddedRunner } from '../../service/steps/open-runner.ts';
 import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { alive, groupMembers, sleepingProcess } from '../support/processes.ts';
+import { s3Lakes } from '../support/s3-lakes.ts';
 import { stepRequest } from '../support/steps.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -33,7 +33,6 @@ import { waitFor } from '../support/wait.ts';
 
 const STAND_IN = 'test/fixtures/embedded';
 const PASSWORD = 'pg-embedded-secret';
-const PYTHON = '.venv/bin/python';
 const DT = '2026-01-31';
 const ORDERS = 40;
 
@@ -112,37 +111,17 @@ async function standInOf(lake: Lake, runId: number, fixture: string, outputs: st
 
 const idle = () => ({ signal: new AbortController().signal, onSubmitted: async () => {} });
 
-/** The processes in a process group, from /proc. */
-async function groupMembers(pgid: number): Promise<number[]> {
-  const members = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid) members.push(Number(name));
-  }
-  return members;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A process with an embedded step's command line, as a worker that died would leave it, in its own group. */
-async function leftoverOf(name: string): Promise<number> {
-  const args = ['-m', 'afluente_embedded', 'split_tables', '--spec', 'file:///x', '--step-name', name];
-  const child = spawn(PYTHON, ['-c', 'import time; time.sleep(120)', ...args], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  await once(child, 'spawn');
-  child.unref();
-  return child.pid as number;
+function leftoverOf(name: string): Promise<number> {
+  return sleepingProcess([
+    '-m',
+    'afluente_embedded',
+    'split_tables',
+    '--spec',
+    'file:///x',
+    '--step-name',
+    name,
+  ]);
 }
 
 describe('EmbeddedStepRunner on the real engine', () => {
@@ -202,25 +181,10 @@ describe('EmbeddedStepRunner on the real engine', () => {
   }, 60_000);
 
   describe('on an s3:// lake', () => {
-    let moto: Moto;
-    let s3: S3Client;
-    beforeAll(async () => {
-      moto = await startMoto();
-      // Dummy credentials for the SDK's default chain; moto accepts any. Never real ones here.
-      for (const [name, value] of Object.entries(moto.env)) vi.stubEnv(name, value);
-      vi.stubEnv('AWS_SESSION_TOKEN', undefined);
-      s3 = new S3Client({ endpoint: moto.endpoint, region: moto.region, forcePathStyle: true });
-    });
-    afterAll(async () => {
-      s3?.destroy();
-      await moto?.stop();
-      vi.unstubAllEnvs();
-    });
+    const s3 = s3Lakes();
 
     it('stages the inputs through a temp folder and copies the curated tables back', async () => {
-      const bucket = `lake-${randomBytes(6).toString('hex')}`;
-      await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-      const lake = openLake(`s3://${bucket}/lake`, { s3: { endpoint: moto.endpoint } });
+      const lake = await s3.lake();
       const config = configWith('spark');
       const runner = openEmbeddedRunner(config, lake, logger);
       const req = await splitOf(lake, 3);
@@ -317,7 +281,7 @@ describe('EmbeddedStepRunner’s process lifecycle (on the stand-in)', () => {
     );
     const pid = Number(/^embedded:(\d+)$/.exec(handle?.stepId ?? '')?.[1]);
     expect(started.pid).toBe(pid);
-    expect((await groupMembers(pid)).sort()).toEqual([pid, started.child].sort());
+    expect((await groupMembers(pid)).map((m) => m.pid).sort()).toEqual([pid, started.child].sort());
     expect(await runner.status(handle!)).toEqual({ state: 'RUNNING', logs: handle?.logs });
     expect((await runner.listLive()).steps).toEqual([
       expect.objectContaining({

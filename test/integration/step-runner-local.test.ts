@@ -1,13 +1,12 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SparkJob } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import { openLake } from '../../lib/lake/open-lake.ts';
@@ -18,7 +17,8 @@ import { openStepRunner } from '../../service/steps/open-runner.ts';
 import { failureMessage } from '../../service/steps/spark-log.ts';
 import type { StepHandle, StepRequest } from '../../service/steps/step-runner.ts';
 import { stepRequest } from '../support/steps.ts';
-import { startMoto, type Moto } from '../support/moto.ts';
+import { alive, groupMembers, sleepingProcess } from '../support/processes.ts';
+import { s3Lakes } from '../support/s3-lakes.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The local step runner with the real spark-submit from .venv, running the stand-in jobs in
@@ -28,7 +28,6 @@ import { waitFor } from '../support/wait.ts';
 
 const SCRIPTS = 'test/fixtures/spark';
 const PASSWORD = 'pg-fixture-secret';
-const PYTHON = '.venv/bin/python';
 
 let temp: string;
 let config: Config;
@@ -61,40 +60,9 @@ async function fileLake(name: string): Promise<{ lake: Lake; dir: string }> {
   return { lake: openLake(pathToFileURL(dir).href), dir };
 }
 
-/** The processes in a process group, from /proc: `pid comm`. */
-async function groupMembers(pgid: number): Promise<{ pid: number; cmd: string }[]> {
-  const members = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // `pid (comm) state ppid pgrp …`; comm may hold spaces, so split after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) !== pgid) continue;
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    members.push({ pid: Number(name), cmd: cmd.replaceAll('\0', ' ') });
-  }
-  return members;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A process whose command line looks like a local step's spark-submit (a sleeping Python), in its own group. */
-async function fakeLeftoverStep(): Promise<number> {
-  const script = join(config.steps.spark.scripts, 'split_tables.py');
-  const child = spawn(PYTHON, ['-c', 'import time; time.sleep(120)', script, '--spec', 'file:///nowhere'], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  await once(child, 'spawn');
-  child.unref();
-  return child.pid as number;
+function fakeLeftoverStep(): Promise<number> {
+  return sleepingProcess([join(config.steps.spark.scripts, 'split_tables.py'), '--spec', 'file:///nowhere']);
 }
 
 describe('which line of stderr explains a failed step', () => {
@@ -167,25 +135,10 @@ describe('LocalStepRunner', () => {
   }, 120_000);
 
   describe('on an s3:// lake', () => {
-    let moto: Moto;
-    let s3: S3Client;
-    beforeAll(async () => {
-      moto = await startMoto();
-      // Dummy credentials for the SDK's default chain; moto accepts any. Never real ones here.
-      for (const [name, value] of Object.entries(moto.env)) vi.stubEnv(name, value);
-      vi.stubEnv('AWS_SESSION_TOKEN', undefined);
-      s3 = new S3Client({ endpoint: moto.endpoint, region: moto.region, forcePathStyle: true });
-    });
-    afterAll(async () => {
-      s3?.destroy();
-      await moto?.stop();
-      vi.unstubAllEnvs();
-    });
+    const s3 = s3Lakes();
 
     it('stages the inputs through a temp folder and copies the outputs back, without Spark’s side files', async () => {
-      const bucket = `lake-${randomBytes(6).toString('hex')}`;
-      await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-      const lake = openLake(`s3://${bucket}/lake`, { s3: { endpoint: moto.endpoint } });
+      const lake = await s3.lake();
       const runner = openStepRunner(config, lake, logger);
       const input = 'validated/source=demo/dt=2026-01-31/run=2/part-00000.ndjson';
       const table = 'curated/demo/dt=2026-01-31/run=2/';
