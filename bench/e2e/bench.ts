@@ -1,58 +1,53 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
-import { median } from '../measure.ts';
-import {
-  AFLUENTE_TABLES,
-  dropQueueKeys,
-  dropStateDatabase,
-  runAfluente,
-  stopService,
-  writeSourcesFile,
-  type AfluenteMeasure,
-} from './afluente.ts';
-import { copyBaseline, type CopyMeasure } from './copy.ts';
-import { DLT_PYTHON, runDlt, setupDlt, stopDlt, type DltMeasure } from './dlt.ts';
-import { expectedRows } from './expected.ts';
+import { AFLUENTE_TABLES, engineSettings, runAfluente } from './afluente.ts';
+import { copyBaseline } from './copy.ts';
+import { DLT_FORMATS, DLT_PYTHON, runDlt, setupDlt, stopDlt } from './dlt.ts';
+import { expectedRows, type Expected } from './expected.ts';
 import { dropSchemas, serverVersion } from './pg.ts';
+import { ENGINES, print, summarize, type SizeRound } from './report.ts';
+import { dropQueueKeys, dropStateDatabase, stopService, writeSourcesFile } from './service.ts';
 
-// End-to-end benchmark: afluente's wall time from POST /runs to COMPLETED on the demo source, with its stages,
-// against dlt doing the same work (bench/e2e/dlt_pipeline.py), and afluente's load rows/s against psql `\copy`
-// of the same rows. See bench/README.md for how to read it.
+// End-to-end benchmark: afluente's wall time from POST /runs to COMPLETED on the demo source, on each engine and
+// at each size, with its stages, against dlt doing the same work in its default and its fastest format
+// (bench/e2e/dlt_pipeline.py), and afluente's load rows/s against psql `\copy` of the same rows. See
+// bench/README.md for how to read it.
 
-const DEFAULT_RECORDS = 1_000_000;
+const DEFAULT_SIZES = [250, 10_000, 1_000_000];
 const PAGE_SIZE = 1000;
 /** Each side of a round gives up after this long. */
 const TIMEOUT_MS = 90 * 60_000;
-const GOALS = { e2eVsDltAtMost: 0.5, loadVsCopyAtLeast: 0.5 };
 const DLT_TABLES = ['orders', 'orders__items', 'orders__tags'];
 
 const { values } = parseArgs({
   args: process.argv.slice(3),
   options: {
-    records: { type: 'string', default: String(DEFAULT_RECORDS) },
+    records: { type: 'string', default: DEFAULT_SIZES.join(',') },
     rounds: { type: 'string', default: '1' },
   },
   strict: true,
 });
-const records = Number(values.records);
+const sizes = values.records.split(',').map(Number);
 const roundsWanted = Number(values.rounds);
 if (
-  !Number.isSafeInteger(records) ||
-  records < 1 ||
+  !sizes.every((x) => Number.isSafeInteger(x) && x >= 1) ||
+  new Set(sizes).size !== sizes.length ||
   !Number.isSafeInteger(roundsWanted) ||
   roundsWanted < 1
 ) {
-  console.error('usage: npm run bench -- e2e [--records N (default 1000000)] [--rounds N (default 1)]');
+  console.error(
+    `usage: npm run bench -- e2e [--records N[,N…] (default ${DEFAULT_SIZES.join(',')})] [--rounds N (default 1)]`,
+  );
   process.exit(2);
 }
+const isFullRun = sizes.join(',') === DEFAULT_SIZES.join(',');
 
 const log = (line: string): void => console.log(`  ${line}`);
-const secs = (ms: number | null | undefined): string => (ms == null ? '-' : `${(ms / 1000).toFixed(1)} s`);
-const n = (x: number | null | undefined): string => (x == null ? '-' : x.toLocaleString('en'));
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 // Everything the benchmark makes, so that a failure or Ctrl-C takes it all away again.
 const made = {
@@ -92,105 +87,60 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-interface Round {
-  round: number;
-  first: 'afluente' | 'dlt';
-  afluente: AfluenteMeasure;
-  dlt: DltMeasure;
-  copy: CopyMeasure;
-}
-
 let exitCode = 1;
 try {
   if (spawnSync('bash', ['scripts/ensure-services.sh'], { stdio: 'inherit' }).status !== 0)
     throw new Error('scripts/ensure-services.sh failed');
-  // The local step runner runs Spark from the project's .venv; dlt gets a venv of its own.
+  // The local step runners run Spark and the embedded engine from the project's .venv; dlt gets a venv of its own.
   execFileSync(process.execPath, ['scripts/bootstrap.mjs', '--python'], { stdio: 'inherit' });
   setupDlt();
 
-  const expected = expectedRows(records);
   const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
   made.tmp = await mkdtemp(join(tmpdir(), 'afluente-e2e-'));
-  made.api = await startDemoApi({ records, pageSize: PAGE_SIZE });
+  made.api = await startDemoApi({ records: sizes[0], pageSize: PAGE_SIZE });
   const url = `${made.api.url}/orders`;
   const sourcesFile = await writeSourcesFile(made.tmp, url);
-  const machine = {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? null,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    python: execFileSync(DLT_PYTHON, ['--version'], { encoding: 'utf8' }).trim(),
-    postgres: await serverVersion(),
-    /** The afluente measured: the commit, `-dirty` when the work tree had changes. */
-    commit: gitDescribe(),
+  const head = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? null,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      python: execFileSync(DLT_PYTHON, ['--version'], { encoding: 'utf8' }).trim(),
+      postgres: await serverVersion(),
+      /** The afluente measured: the commit, `-dirty` when the work tree had changes. */
+      commit: gitDescribe(),
+      /** The 1, 5 and 15 minute load averages as the benchmark started: other work on the machine. */
+      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+    pageSize: PAGE_SIZE,
+    rounds: roundsWanted,
+    settings: engineSettings(),
   };
+  const expected = new Map<number, Expected>(sizes.map((records) => [records, expectedRows(records)]));
   console.log(
-    `e2e: ${n(records)} demo records (${n(expected.items)} items, ${n(expected.tags)} tags), ` +
-      `${roundsWanted} round${roundsWanted > 1 ? 's' : ''}, ${machine.cpus} CPUs, Node ${machine.node}`,
+    `e2e: ${sizes.map((x) => x.toLocaleString('en')).join(', ')} demo records, afluente on ${ENGINES.join(' and ')}, ` +
+      `dlt ${DLT_FORMATS.join(' and ')}, ${roundsWanted} round${roundsWanted > 1 ? 's' : ''}, ` +
+      `${head.machine.cpus} CPUs, Node ${head.machine.node}`,
   );
 
-  const rounds: Round[] = [];
-  for (let i = 0; i < roundsWanted; i++) {
-    const tag = `${stamp}_r${i + 1}`;
-    const names = {
-      afluente: `bench_afluente_${tag}`,
-      dlt: `bench_dlt_${tag}`,
-      copy: `bench_copy_${tag}`,
-      queuePrefix: `bench-e2e-${tag}`,
-    };
-    const roundSchemas = [names.afluente, names.dlt, `${names.dlt}_staging`, names.copy];
-    for (const s of roundSchemas) made.schemas.add(s);
-    made.queuePrefixes.add(names.queuePrefix);
-    // As in bench/measure.ts: alternate which side goes first, so whatever else the machine does falls on both.
-    const order = i % 2 === 0 ? (['dlt', 'afluente'] as const) : (['afluente', 'dlt'] as const);
-    console.log(`round ${i + 1} of ${roundsWanted}: ${order.join(', then ')}`);
-    let afluente: AfluenteMeasure | undefined;
-    let dlt: DltMeasure | undefined;
-    for (const side of order) {
-      if (side === 'dlt') {
-        log('dlt: running the pipeline');
-        dlt = await runDlt(url, names.dlt, PAGE_SIZE, expected, TIMEOUT_MS, made.tmp);
-        log(`dlt: pipeline.run ${secs(dlt.wallMs)}, rows verified in ${names.dlt}`);
-      } else {
-        afluente = await runAfluente({
-          url,
-          schema: names.afluente,
-          queuePrefix: names.queuePrefix,
-          lakeDir: join(made.tmp, `lake-r${i + 1}`),
-          sourcesFile,
-          dir: made.tmp,
-          expected,
-          timeoutMs: TIMEOUT_MS,
-          log,
-        });
-        if (afluente.status === 'COMPLETED') log(`afluente: rows verified in ${names.afluente}`);
-      }
-    }
-    if (!afluente || !dlt) throw new Error('a side did not run');
-    // The same rows afluente loaded; while afluente cannot complete, dlt's rows stand in so \copy is measured.
-    const copySource =
-      afluente.status === 'COMPLETED'
-        ? { schema: names.afluente, tables: [...AFLUENTE_TABLES] }
-        : { schema: names.dlt, tables: DLT_TABLES };
-    log(`\\copy: ${copySource.tables.join(', ')} from ${copySource.schema}`);
-    const copy = await copyBaseline(copySource, names.copy, made.tmp);
-    rounds.push({ round: i + 1, first: order[0], afluente, dlt, copy });
-
-    await dropSchemas(roundSchemas);
-    for (const s of roundSchemas) made.schemas.delete(s);
-    await dropQueueKeys(names.queuePrefix);
-    made.queuePrefixes.delete(names.queuePrefix);
-    for (const dir of [`lake-r${i + 1}`, `lake-r${i + 1}-spark`])
-      await rm(join(made.tmp, dir), { recursive: true, force: true });
-    if (afluente.status !== 'COMPLETED') break;
+  const rounds: SizeRound[] = [];
+  for (const records of sizes) {
+    made.api.setRecords(records);
+    for (let i = 0; i < roundsWanted; i++)
+      rounds.push(
+        await runRound(records, i + 1, expected.get(records) as Expected, { url, sourcesFile, stamp }),
+      );
   }
 
-  const summary = summarize(rounds, records, expected, machine);
-  const file = records === DEFAULT_RECORDS ? 'bench/results/e2e.json' : `bench/results/e2e-${records}.json`;
+  const summary = summarize(rounds, expected, head);
+  const file = isFullRun ? 'bench/results/e2e.json' : `bench/results/e2e-${sizes.join('-')}.json`;
   await writeFile(file, `${JSON.stringify(summary, null, 2)}\n`);
   print(summary);
-  console.log(`written to ${file}`);
-  exitCode = summary.afluente.status === 'COMPLETED' ? 0 : 1;
+  console.log(`\nwritten to ${file}`);
+  const failed = rounds.some((r) => ENGINES.some((e) => r.afluente[e]?.status !== 'COMPLETED'));
+  exitCode = failed ? 1 : 0;
 } catch (error) {
   // After a Ctrl-C, whatever the stopped service answered is no news.
   if (!interrupted) console.error(`e2e failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -199,131 +149,76 @@ try {
 }
 process.exit(exitCode);
 
+/**
+ * One round at one size: every side (dlt in each format, afluente on each engine) in turn, alternating which
+ * goes first from round to round, then `\copy` of the rows afluente loaded. Drops the round's schemas after.
+ */
+async function runRound(
+  records: number,
+  round: number,
+  expected: Expected,
+  ctx: { url: string; sourcesFile: string; stamp: string },
+): Promise<SizeRound> {
+  const tag = `${ctx.stamp}_${records}_r${round}`;
+  // As in bench/measure.ts: alternate which side goes first, so whatever else the machine does falls on all.
+  const sides = [...DLT_FORMATS.map((f) => `dlt ${f}`), ...ENGINES];
+  const order = round % 2 === 1 ? sides : sides.reverse();
+  console.log(
+    `${records.toLocaleString('en')} records, round ${round} of ${roundsWanted}: ${order.join(', ')}`,
+  );
+  const result: SizeRound = { records, round, order, afluente: {}, dlt: {}, copy: null };
+  const schemas: string[] = [];
+  const schema = (name: string): string => {
+    schemas.push(name);
+    made.schemas.add(name);
+    return name;
+  };
+  const common = { url: ctx.url, expected, timeoutMs: TIMEOUT_MS };
+  for (const side of order) {
+    const format = DLT_FORMATS.find((f) => side === `dlt ${f}`);
+    if (format) {
+      const dataset = schema(`bench_dlt_${tag}_${format}`);
+      schema(`${dataset}_staging`);
+      log(`dlt ${format}: running the pipeline`);
+      const d = await runDlt({ ...common, format, dataset, pageSize: PAGE_SIZE, tmp: made.tmp });
+      result.dlt[format] = d;
+      log(`dlt ${format}: pipeline.run ${secs(d.wallMs)}, rows verified in ${dataset}`);
+      continue;
+    }
+    const engine = ENGINES.find((e) => e === side);
+    if (!engine) throw new Error(`no such side: ${side}`);
+    const queuePrefix = `bench-e2e-${tag}-${engine}`;
+    made.queuePrefixes.add(queuePrefix);
+    const lakeDir = join(made.tmp, `lake-${tag}-${engine}`);
+    const a = await runAfluente({
+      ...common,
+      engine,
+      schema: schema(`bench_afluente_${tag}_${engine}`),
+      queuePrefix,
+      lakeDir,
+      sourcesFile: ctx.sourcesFile,
+      dir: made.tmp,
+      log,
+    });
+    result.afluente[engine] = a;
+    if (a.status === 'COMPLETED') log(`afluente ${engine}: ${secs(a.wallMs)}, rows verified`);
+    await dropQueueKeys(queuePrefix);
+    made.queuePrefixes.delete(queuePrefix);
+    for (const dir of [lakeDir, `${lakeDir}-steps`]) await rm(dir, { recursive: true, force: true });
+  }
+  // The rows afluente loaded (embedded's, else Spark's); while neither completes, dlt's stand in.
+  const loaded = ENGINES.find((e) => result.afluente[e]?.status === 'COMPLETED');
+  const copySource = loaded
+    ? { schema: `bench_afluente_${tag}_${loaded}`, tables: [...AFLUENTE_TABLES] }
+    : { schema: `bench_dlt_${tag}_csv`, tables: DLT_TABLES };
+  log(`\\copy: ${copySource.tables.join(', ')} from ${copySource.schema}`);
+  result.copy = await copyBaseline(copySource, schema(`bench_copy_${tag}`), made.tmp);
+  await dropSchemas(schemas);
+  for (const s of schemas) made.schemas.delete(s);
+  return result;
+}
+
 function gitDescribe(): string | null {
   const git = spawnSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' });
   return git.status === 0 ? git.stdout.trim() : null;
-}
-
-function med(xs: (number | null | undefined)[]): number | null {
-  const known = xs.filter((x): x is number => typeof x === 'number');
-  return known.length > 0 ? median(known) : null;
-}
-
-function summarize(
-  rounds: Round[],
-  records: number,
-  expected: ReturnType<typeof expectedRows>,
-  machine: Record<string, unknown>,
-) {
-  const last = rounds.at(-1);
-  if (!last) throw new Error('no round ran');
-  const completed = rounds.filter((r) => r.afluente.status === 'COMPLETED');
-  // Until a run completes, the figures are those of the run that did not: how far it got, and how fast.
-  const a = (completed.length > 0 ? completed : [last]).map((r) => r.afluente);
-  const ratio = (num: number | null, den: number | null): number | null =>
-    num !== null && den !== null && den > 0 ? num / den : null;
-  const e2eVsDlt = med(completed.map((r) => ratio(r.afluente.wallMs, r.dlt.wallMs)));
-  const loadVsCopy = med(completed.map((r) => ratio(r.afluente.loadRowsPerS, r.copy.rowsPerS)));
-  return {
-    benchmark: 'e2e',
-    date: new Date().toISOString(),
-    machine,
-    records,
-    pageSize: PAGE_SIZE,
-    rounds: rounds.length,
-    expectedRows: { orders: expected.orders, items: expected.items, tags: expected.tags },
-    afluente: {
-      status: last.afluente.status,
-      error: last.afluente.error,
-      wallMs: med(a.map((m) => m.wallMs)),
-      serverMs: med(a.map((m) => m.serverMs)),
-      stages: {
-        ingest: med(a.map((m) => m.stages.ingest)),
-        validate: med(a.map((m) => m.stages.validate)),
-        transform: med(a.map((m) => m.stages.transform)),
-        load: med(a.map((m) => m.stages.load)),
-      },
-      betweenStagesMs: med(a.map((m) => m.betweenStagesMs)),
-      rows: completed.at(-1)?.afluente.verified ?? null,
-      loadRowsPerS: med(a.map((m) => m.loadRowsPerS)),
-    },
-    dlt: {
-      version: last.dlt.dlt,
-      settings: last.dlt.settings,
-      writeDisposition: 'merge',
-      wallMs: med(rounds.map((r) => r.dlt.wallMs)),
-      processMs: med(rounds.map((r) => r.dlt.processMs)),
-      steps: {
-        extract: med(rounds.map((r) => r.dlt.steps.extract)),
-        normalize: med(rounds.map((r) => r.dlt.steps.normalize)),
-        load: med(rounds.map((r) => r.dlt.steps.load)),
-      },
-      rows: last.dlt.rows,
-    },
-    copy: {
-      from: completed.length > 0 ? 'afluente' : 'dlt (afluente did not load)',
-      tables: last.copy.tables,
-      rows: last.copy.rows,
-      ms: med(rounds.map((r) => r.copy.ms)),
-      rowsPerS: med(rounds.map((r) => r.copy.rowsPerS)),
-    },
-    ratios: { e2eVsDlt, loadVsCopy },
-    goals: {
-      ...GOALS,
-      // null: not measured (afluente did not complete).
-      e2eMet: e2eVsDlt === null ? null : e2eVsDlt <= GOALS.e2eVsDltAtMost,
-      loadMet: loadVsCopy === null ? null : loadVsCopy >= GOALS.loadVsCopyAtLeast,
-    },
-    runs: rounds,
-  };
-}
-
-function print(s: ReturnType<typeof summarize>): void {
-  const rows: [string, string][] = [];
-  const a = s.afluente;
-  if (a.status === 'COMPLETED') {
-    rows.push(['afluente: POST /runs → COMPLETED', secs(a.wallMs)]);
-    for (const stage of ['ingest', 'validate', 'transform', 'load'] as const)
-      rows.push([`  ${stage}`, secs(a.stages[stage])]);
-    rows.push(['  between stages', secs(a.betweenStagesMs)]);
-    const loaded = Object.values(a.rows ?? {}).reduce((x, y) => x + y, 0);
-    rows.push([
-      '  rows loaded',
-      `${n(loaded)} (${Object.entries(a.rows ?? {})
-        .map(([t, c]) => `${t} ${n(c)}`)
-        .join(', ')})`,
-    ]);
-    rows.push(['  load rows/s', n(a.loadRowsPerS)]);
-  } else {
-    rows.push([`afluente: POST /runs → ${a.status}`, secs(a.wallMs)]);
-    for (const stage of ['ingest', 'validate', 'transform', 'load'] as const)
-      if (a.stages[stage] !== null) rows.push([`  ${stage}`, secs(a.stages[stage])]);
-    rows.push([`  ${a.status} at ${a.error?.stage ?? '?'}`, a.error?.message ?? '']);
-  }
-  const d = s.dlt;
-  rows.push([`dlt ${d.version}: pipeline.run`, `${secs(d.wallMs)} (process ${secs(d.processMs)})`]);
-  for (const step of ['extract', 'normalize', 'load'] as const) rows.push([`  ${step}`, secs(d.steps[step])]);
-  rows.push([
-    '  rows',
-    Object.entries(d.rows)
-      .map(([t, c]) => `${t} ${n(c)}`)
-      .join(', '),
-  ]);
-  rows.push([
-    `\\copy (rows from ${s.copy.from})`,
-    `${n(s.copy.rows)} rows in ${secs(s.copy.ms)}, ${n(s.copy.rowsPerS)} rows/s`,
-  ]);
-  const met = (ok: boolean | null): string => (ok === null ? 'not measured' : ok ? 'met' : 'NOT met');
-  const r = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(2));
-  rows.push([
-    'afluente time / dlt time',
-    `${r(s.ratios.e2eVsDlt)}  (goal ≤ ${s.goals.e2eVsDltAtMost}: ${met(s.goals.e2eMet)})`,
-  ]);
-  rows.push([
-    'afluente load rows/s / \\copy rows/s',
-    `${r(s.ratios.loadVsCopy)}  (goal ≥ ${s.goals.loadVsCopyAtLeast}: ${met(s.goals.loadMet)})`,
-  ]);
-  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-  console.log('');
-  for (const [k, v] of rows) console.log(`${k.padEnd(width)}${v}`);
 }

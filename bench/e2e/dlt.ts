@@ -16,7 +16,15 @@ export function setupDlt(): void {
   if (setup.status !== 0) throw new Error('bench/e2e/setup-dlt.sh failed (see above)');
 }
 
+/**
+ * dlt's loader file format for PostgreSQL: `insert_values` (its default: INSERT … VALUES statements) or `csv`
+ * (written by normalize, loaded with COPY: its fastest format for PostgreSQL on Python objects).
+ */
+export const DLT_FORMATS = ['insert_values', 'csv'] as const;
+export type DltFormat = (typeof DLT_FORMATS)[number];
+
 export interface DltMeasure {
+  format: DltFormat;
   /** `pipeline.run` from a fresh pipeline: extract + normalize + load, as the script times it. */
   wallMs: number;
   /** The child process, Python's start and dlt's imports included. */
@@ -39,31 +47,39 @@ interface ScriptOutput {
   settings: Record<string, string>;
 }
 
-/** Runs the pipeline once into a fresh `dataset` (the caller drops it and `<dataset>_staging`). */
-export async function runDlt(
-  url: string,
-  dataset: string,
-  pageSize: number,
-  expected: Expected,
-  timeoutMs: number,
-  tmp: string,
-): Promise<DltMeasure> {
-  const pipelinesDir = await mkdtemp(join(tmp, 'dlt-'));
+export interface DltOptions {
+  /** The demo API's orders URL. */
+  url: string;
+  format: DltFormat;
+  /** A fresh schema to load into (the caller drops it and `<dataset>_staging`). */
+  dataset: string;
+  pageSize: number;
+  expected: Expected;
+  timeoutMs: number;
+  /** Where the pipeline's working folder goes (removed afterwards). */
+  tmp: string;
+}
+
+/** Runs the pipeline once, from a fresh working folder, and counts what it loaded. */
+export async function runDlt(options: DltOptions): Promise<DltMeasure> {
+  const { dataset, expected } = options;
+  const pipelinesDir = await mkdtemp(join(options.tmp, 'dlt-'));
   try {
     const args = [
       'bench/e2e/dlt_pipeline.py',
-      ['--url', url],
+      ['--url', options.url],
       ['--dsn', PG_URL],
       ['--dataset', dataset],
       ['--pipelines-dir', pipelinesDir],
-      ['--page-size', String(pageSize)],
+      ['--page-size', String(options.pageSize)],
+      ['--loader-file-format', options.format],
     ].flat();
     const started = performance.now();
-    const { code, stdout, stderr } = await runChild(DLT_PYTHON, args, timeoutMs);
+    const { code, stdout, stderr } = await runChild(DLT_PYTHON, args, options.timeoutMs);
     const processMs = Math.round(performance.now() - started);
     if (code !== 0) {
       const tail = stderr.trim().split('\n').slice(-15).join('\n');
-      throw new Error(`the dlt pipeline exited with ${code}:\n${tail}`);
+      throw new Error(`the dlt pipeline (${options.format}) exited with ${code}:\n${tail}`);
     }
     const out = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as ScriptOutput;
     const rows = {
@@ -77,6 +93,7 @@ export async function runDlt(
       if (n !== w) throw new Error(`dlt loaded ${n} rows into ${dataset}.${table}, expected ${w}`);
     }
     return {
+      format: options.format,
       wallMs: out.ms,
       processMs,
       steps: out.steps,

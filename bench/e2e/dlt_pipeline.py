@@ -3,13 +3,17 @@
 Run by bench/e2e/bench.ts in bench/.venv-dlt (bench/e2e/setup-dlt.sh installs it), one fresh pipeline per run:
 
     python dlt_pipeline.py --url http://127.0.0.1:PORT/orders --dsn postgresql://... \
-        --dataset bench_dlt_123 --pipelines-dir /tmp/x --page-size 1000
+        --dataset bench_dlt_123 --pipelines-dir /tmp/x --page-size 1000 [--loader-file-format csv]
 
 It mirrors afluente's demo source (config/sources.yaml): page-number pagination (`page` from 1, `per_page`),
 records under `data`, primary key `id`, merge write disposition (dlt stages into `<dataset>_staging` and merges
 on the key, as afluente stages and merges), nested `items` and `tags` as the child tables `orders__items` and
 `orders__tags`. The demo API signals the end with a page whose `data` is empty, so the paginator stops on the
 first empty page (there is no total to read).
+
+`--loader-file-format` is dlt's format for the load: `insert_values`, its default for PostgreSQL (normalize writes
+INSERT … VALUES statements, the load runs them), or `csv`, its fastest for PostgreSQL on Python objects (normalize
+writes CSV with Python's csv module, the load streams each file with COPY … FROM STDIN).
 
 It prints one JSON line last: the time of `pipeline.run` (extract + normalize + load) in ms, dlt's own step
 times, and the rows dlt says it loaded per table. The caller counts the rows in PostgreSQL itself.
@@ -43,6 +47,9 @@ def main() -> int:
     parser.add_argument("--dataset", required=True, help="the PostgreSQL schema to load into (fresh)")
     parser.add_argument("--pipelines-dir", required=True, help="dlt's working folder (fresh)")
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument(
+        "--loader-file-format", choices=("insert_values", "csv"), default="insert_values"
+    )
     parser.add_argument(
         "--defaults", action="store_true", help="leave dlt's worker settings at its defaults"
     )
@@ -98,7 +105,7 @@ def main() -> int:
     )
 
     started = time.perf_counter()
-    info = pipeline.run(source)
+    info = pipeline.run(source, loader_file_format=args.loader_file_format)
     ms = (time.perf_counter() - started) * 1000
     info.raise_on_failed_jobs()
 
@@ -117,6 +124,7 @@ def main() -> int:
                 "rows": {k: v for k, v in rows.items() if not k.startswith("_dlt")},
                 "dlt": dlt.__version__,
                 "settings": settings,
+                "loaderFileFormat": args.loader_file_format,
             }
         )
     )
