@@ -18,10 +18,15 @@ interface JobView {
   attempt: number;
   error: { message: string } | null;
   metrics: Record<string, unknown> | null;
+  /** transform and load: the engine that ran the step, and why. */
+  engine: string | null;
+  engineReason: string | null;
 }
 interface RunView {
   id: number;
   status: string;
+  createdAt: string;
+  finishedAt: string | null;
   stage: string | null;
   error: { message: string; stage?: string } | null;
   counts: Record<string, unknown>;
@@ -117,7 +122,8 @@ try {
             .map(([t, n]) => `${t} ${n}`)
             .join(', '),
         );
-      const line = `${job.status}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}${facts.length ? `: ${facts.join(', ')}` : ''}`;
+      const engine = job.engine ? ` on ${job.engine} (${job.engineReason ?? 'no reason recorded'})` : '';
+      const line = `${job.status}${engine}${job.attempt > 1 ? ` (attempt ${job.attempt})` : ''}${facts.length ? `: ${facts.join(', ')}` : ''}`;
       if (seen.get(job.stage) !== line) console.log(`  ${job.stage.padEnd(10)} ${line}`);
       seen.set(job.stage, line);
     }
@@ -125,7 +131,10 @@ try {
     await sleep(500);
   }
 
-  console.log(`\n▶ run ${run.id} ${run.status}`);
+  const took = run.finishedAt
+    ? ` in ${((Date.parse(run.finishedAt) - Date.parse(run.createdAt)) / 1000).toFixed(1)} s`
+    : '';
+  console.log(`\n▶ run ${run.id} ${run.status}${took}`);
   console.log(
     `  records fetched: ${String((run.counts.fetched as number | null) ?? 0)} (the demo API served ${demoApi.stats().requests} requests)`,
   );
