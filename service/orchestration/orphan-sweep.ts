@@ -137,15 +137,12 @@ export class OrphanSweep {
       this.#res.logger.warn(
         { ...where, why: orphan.why, state },
         state === 'CANCELLED'
-          ? 'cancelled an orphaned Spark step'
-          : 'an orphaned Spark step ended before its cancel took effect',
+          ? 'cancelled an orphaned step'
+          : 'an orphaned step ended before its cancel took effect',
       );
       return state;
     } catch (error) {
-      this.#res.logger.warn(
-        { ...where, why: orphan.why, err: error },
-        'could not cancel an orphaned Spark step',
-      );
+      this.#res.logger.warn({ ...where, why: orphan.why, err: error }, 'could not cancel an orphaned step');
       return undefined;
     }
   }
