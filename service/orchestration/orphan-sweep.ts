@@ -42,8 +42,7 @@ const STAGE_OF: Record<SparkJob, Stage> = { split_tables: 'transform', load_ware
 /**
  * Stops the step work no active run owns. The reconciler starts from MySQL (RUNNING jobs); this starts from
  * where the work runs (EMR, and the local pid files of Spark and embedded steps, through
- * {@link StepControl.listLive}) and finds what MySQL
- * does not account for:
+ * {@link StepControl.listLive}) and finds what MySQL does not account for:
  * - a live step whose job is COMPLETED, FAILED or CANCELLED, whose run has ended, or whose job is not in MySQL
  *   at all (a lost row, another database) is cancelled;
  * - a run's transient cluster whose run has ended or is not in MySQL is terminated.
