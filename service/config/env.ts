@@ -192,7 +192,7 @@ const EnvSchema = Type.Object({
     minimum: 1,
     maximum: 256,
     description:
-      'Spark steps (EMR or local) that run at once across every worker, per Spark stage (transform, load), from 1 to 256',
+      'transform and load steps (Spark or embedded) that run at once across every worker, per stage, from 1 to 256',
   }),
   AFLUENTE_HEARTBEAT_MS: Type.Integer({
     default: 5000,
