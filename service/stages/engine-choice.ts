@@ -1,3 +1,4 @@
+import prettyBytes from 'pretty-bytes';
 import type { Engine, StepEngine } from '../../contract/source-config.ts';
 
 /** What decides a stage's engine. */
@@ -38,16 +39,7 @@ export function chooseEngine(input: EngineChoiceInput): EngineChoice {
   };
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
-
-/** `0 B`, `812 B`, `1.2 MiB`, `2 GiB`: binary units, at most one decimal. */
+/** `0 B`, `812 B`, `1.2 MiB`, `590 KiB`, `2 GiB`: binary units, three significant digits (pretty-bytes). */
 export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  const text = unit === 0 ? String(value) : String(Math.round(value * 10) / 10);
-  return `${text} ${UNITS[unit]}`;
+  return prettyBytes(bytes, { binary: true });
 }
