@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import duckdb
@@ -87,8 +88,10 @@ def _staged_columns(sql: WarehouseSql, table: Table) -> List[str]:
     return columns
 
 
-def _fill_postgres(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, sql: WarehouseSql, table: Table,
+def _fill_postgres(connection: duckdb.DuckDBPyConnection, step: LoadStep, sql: WarehouseSql, table: Table,
                    paths: List[str], folder: str) -> None:
+    """One table's staging: DuckDB writes the Parquet files as CSV, and one COPY streams it in, on a connection
+    of its own (the tables are filled side by side)."""
     if not paths:
         return
     csv = os.path.join(folder, f"{table.name}.csv")
@@ -98,37 +101,53 @@ def _fill_postgres(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, 
     # Every text value quoted: an empty string is "" and NULL an empty unquoted field, as COPY's CSV reads them,
     # and a value such as \. or a line break cannot end or split a row.
     force = f", FORCE_QUOTE ({', '.join(text_columns)})" if text_columns else ""
-    connection.execute(f"COPY (SELECT {', '.join(_staged_columns(sql, table))} FROM read_parquet([{listed}])) "
-                       f"TO {literal(csv)} (FORMAT csv, HEADER false{force})")
+    try:
+        connection.execute(f"COPY (SELECT {', '.join(_staged_columns(sql, table))} FROM read_parquet([{listed}])) "
+                           f"TO {literal(csv)} (FORMAT csv, HEADER false{force})")
+    except duckdb.Error as error:
+        raise StepError(f"reading the curated files of {table.name} failed: {error}") from None
     names = ", ".join(ident(c.name) for c in sql.columns(table))
+    warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:
         warehouse.copy_in(f"COPY {sql.staging(table)} ({names}) FROM STDIN WITH (FORMAT csv)", csv,
                           f"COPY into the staging table of {table.name}")
     finally:
+        warehouse.close()
         os.remove(csv)
+
+
+def _fill_postgres_tables(connection: duckdb.DuckDBPyConnection, step: LoadStep, sql: WarehouseSql,
+                          lake: FileLake, manifest: Mapping[str, Any], temp_dir: Optional[str]) -> None:
+    """Every table's staging at once: while one table's COPY keeps PostgreSQL busy, DuckDB writes the next one's
+    CSV. Each thread has its own DuckDB cursor and warehouse connection; the first failure is raised."""
+    with tempfile.TemporaryDirectory(prefix="afluente-copy-", dir=temp_dir or None) as folder:
+        tables = sql.tables.all
+        with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+            futures = [
+                pool.submit(_fill_postgres, connection.cursor(), step, sql, table,
+                            [lake.path(str(f["key"])) for f in manifest["tables"][table.name]["files"]], folder)
+                for table in tables
+            ]
+            for future in futures:
+                future.result()
 
 
 def _load(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, lake: FileLake, step: LoadStep,
           sql: WarehouseSql, manifest: Mapping[str, Any], temp_dir: Optional[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
     tables = sql.tables
     try:
-        with tempfile.TemporaryDirectory(prefix="afluente-copy-", dir=temp_dir or None) as folder:
-            # Staging is filled outside the transaction, as the Spark job does.
+        # Staging is filled outside the transaction, as the Spark job does.
+        for table in tables.all:
+            for label, statement in sql.staging_statements(table):
+                warehouse.execute(statement, label)
+        if sql.dialect == "postgres":
+            _fill_postgres_tables(connection, step, sql, lake, manifest, temp_dir)
+        else:
+            assert step.copy_role_arn is not None
             for table in tables.all:
-                for label, statement in sql.staging_statements(table):
-                    warehouse.execute(statement, label)
-                entry = manifest["tables"][table.name]
-                if sql.dialect == "postgres":
-                    paths = [lake.path(str(f["key"])) for f in entry["files"]]
-                    try:
-                        _fill_postgres(connection, warehouse, sql, table, paths, folder)
-                    except duckdb.Error as error:
-                        raise StepError(f"reading the curated files of {table.name} failed: {error}") from None
-                else:
-                    assert step.copy_role_arn is not None
-                    prefix = s3_root(step.root, step.spec_root).rstrip("/") + "/" + str(entry["prefix"])
-                    warehouse.execute(sql.copy(table, prefix, step.copy_role_arn),
-                                      f"COPY into the staging table of {table.name}")
+                prefix = s3_root(step.root, step.spec_root).rstrip("/") + "/" + str(manifest["tables"][table.name]["prefix"])
+                warehouse.execute(sql.copy(table, prefix, step.copy_role_arn),
+                                  f"COPY into the staging table of {table.name}")
 
         rows: Dict[str, int] = {}
         stale = {table.name: 0 for table in tables.all}

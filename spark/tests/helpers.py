@@ -188,6 +188,13 @@ class Pg:
             self.conn.execute(sql.replace(f'"{self.schema}"', f'"{self.twin}"'))
 
 
+def staging_tables(pg: Pg) -> List[tuple]:
+    """The load's staging tables left in the test's schema."""
+    return pg.conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE '\\_afl\\_stg%%'",
+        (pg.schema,)).fetchall()
+
+
 def load_spec(lake: Lake, run_id: int, pg: Pg, tables: Optional[Dict[str, Any]] = None,
               cursor_column: Optional[str] = None) -> Dict[str, Any]:
     return {

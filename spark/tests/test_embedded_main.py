@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from helpers import DT, SOURCE, demo_tables, manifest_key, order, transform_spec
+import pytest
+from helpers import DT, SOURCE, demo_tables, load_spec, manifest_key, order, staging_tables, transform_spec
+
+from afluente_embedded.load_job import run_load
+from afluente_embedded.split_job import run_split
+from afluente_spark.errors import StepError
 
 SPARK_DIR = Path(__file__).resolve().parents[1]
 
@@ -106,3 +111,15 @@ def test_the_warehouse_url_becomes_libpq_parameters_and_redshift_verifies_its_ce
     assert connection_args("jdbc:redshift://wg.123.eu-west-1.redshift-serverless.amazonaws.com:5439/dev?ssl=false",
                            "redshift") == {"host": "wg.123.eu-west-1.redshift-serverless.amazonaws.com", "port": 5439,
                                            "dbname": "dev", "sslmode": "verify-full", "sslrootcert": "system"}
+
+
+def test_a_staging_fill_that_fails_fails_the_load_and_leaves_nothing(lake, pg):
+    # The tables' staging is filled side by side; a failure in one of them is the step's, and nothing is merged.
+
+    inputs = lake.parts(1, [[order(1), order(2)]])
+    manifest = run_split(transform_spec(lake, 1, inputs, 2), threads=2)
+    os.remove(lake.file(manifest["tables"]["order_items"]["files"][0]["key"]))
+    with pytest.raises(StepError, match=r"^reading the curated files of order_items failed: "):
+        run_load(load_spec(lake, 1, pg), threads=2)
+    assert pg.count("orders") == 0 and pg.count("_afluente_load_ledger") == 0
+    assert staging_tables(pg) == []

@@ -5,7 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from helpers import DT, NUMBER_LINES_FOR_LOAD, SOURCE, demo_tables, load, order, split
+from helpers import DT, NUMBER_LINES_FOR_LOAD, SOURCE, demo_tables, load, order, split, staging_tables
 
 from afluente_spark.errors import StepError
 
@@ -66,12 +66,6 @@ def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, engine, 
         (1, 0, "ação"), (1, 1, "🙂"), (2, 0, "中文"), (2, 1, "e\u0301")]
     assert pg.rows("_afluente_load_ledger", "run_id, table_name, rows", "2") == [(1, "thing_labels", 4), (1, "things", 3)]
     assert staging_tables(pg) == []
-
-
-def staging_tables(pg):
-    return pg.conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE '\\_afl\\_stg%%'",
-        (pg.schema,)).fetchall()
 
 
 def test_rerunning_a_load_changes_nothing_and_a_ledger_reset_reloads_the_same_rows(spark, engine, lake, pg):
