@@ -352,6 +352,12 @@ class SplitPlan:
         indexes = [i for i, c in enumerate(self.tables.parent.columns) if c.name in self.tables.parent.key]
         return _any([f"afl_p{i} IS NULL" for i in indexes])
 
+    def repeated_keys(self) -> str:
+        """How many records share their parent key with another one (0: every record wins)."""
+        parent = self.tables.parent
+        keys = ", ".join(f"afl_p{i}" for i, c in enumerate(parent.columns) if c.name in parent.key)
+        return f"SELECT count(*) - count(DISTINCT ({keys})) FROM {RECORDS}"
+
     def winners(self) -> str:
         """The record that wins each parent key: the greatest cursor (NULL lowest), then the later part, then
         the later line."""

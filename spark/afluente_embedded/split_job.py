@@ -109,8 +109,12 @@ def run_split(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_l
             raise StepError(f"part {inputs[null_key[0]]} line {null_key[2]}: a record has no value for the key "
                             f"of table {tables.parent.name} ({keys})")
         connection.execute(f"DROP TABLE {LINES}")
-        connection.execute(plan.winners())
-        connection.execute(f"DROP TABLE {RECORDS}")
+        if connection.execute(plan.repeated_keys()).fetchone()[0]:
+            connection.execute(plan.winners())
+            connection.execute(f"DROP TABLE {RECORDS}")
+        else:
+            # No key twice (the usual run): every record wins, and ranking them would only copy them.
+            connection.execute(f"ALTER TABLE {RECORDS} RENAME TO {WINNERS}")
         winners = connection.execute(f"SELECT count(*) FROM {WINNERS}").fetchone()[0]
         estimates: Dict[str, int] = {tables.parent.name: winners}
         for child in plan.children:
