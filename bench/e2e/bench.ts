@@ -166,7 +166,7 @@ async function runRound(
   console.log(
     `${records.toLocaleString('en')} records, round ${round} of ${roundsWanted}: ${order.join(', ')}`,
   );
-  const result: SizeRound = { records, round, order, afluente: {}, dlt: {}, copy: null };
+  const result: SizeRound = { records, round, order, loadAverage: {}, afluente: {}, dlt: {}, copy: null };
   const schemas: string[] = [];
   const schema = (name: string): string => {
     schemas.push(name);
@@ -175,6 +175,7 @@ async function runRound(
   };
   const common = { url: ctx.url, expected, timeoutMs: TIMEOUT_MS };
   for (const side of order) {
+    result.loadAverage[side] = Math.round((loadavg()[0] ?? 0) * 100) / 100;
     const format = DLT_FORMATS.find((f) => side === `dlt ${f}`);
     if (format) {
       const dataset = schema(`bench_dlt_${tag}_${format}`);

@@ -28,6 +28,8 @@ export interface SizeRound {
   round: number;
   /** The sides in the order they ran. */
   order: string[];
+  /** The 1-minute load average as each side started (the side before it included): other work on the machine. */
+  loadAverage: Record<string, number>;
   afluente: Partial<Record<StepEngine, AfluenteMeasure>>;
   dlt: Partial<Record<DltFormat, DltMeasure>>;
   copy: CopyMeasure | null;
