@@ -10,7 +10,14 @@ import { DLT_FORMATS, DLT_PYTHON, runDlt, setupDlt, stopDlt } from './dlt.ts';
 import { expectedRows, type Expected } from './expected.ts';
 import { dropSchemas, serverVersion } from './pg.ts';
 import { ENGINES, print, summarize, type SizeRound } from './report.ts';
-import { dropQueueKeys, dropStateDatabase, stopService, writeSourcesFile } from './service.ts';
+import {
+  dropQueueKeys,
+  dropStateDatabase,
+  lockBenchmark,
+  stopService,
+  unlockBenchmark,
+  writeSourcesFile,
+} from './service.ts';
 
 // End-to-end benchmark: afluente's wall time from POST /runs to COMPLETED on the demo source, on each engine and
 // at each size, with its stages, against dlt doing the same work in its default and its fastest format
@@ -55,6 +62,8 @@ const made = {
   queuePrefixes: new Set<string>(),
   tmp: '',
   api: undefined as DemoApi | undefined,
+  /** Whether this benchmark holds the lock: only then is the state database its own to drop. */
+  locked: false,
 };
 let cleaning: Promise<void> | undefined;
 let interrupted = false;
@@ -64,9 +73,10 @@ function cleanup(): Promise<void> {
       ['stop the service', stopService],
       ['drop the benchmark schemas', () => dropSchemas([...made.schemas])],
       ['drop the queue keys', () => Promise.all([...made.queuePrefixes].map(dropQueueKeys))],
-      ['drop the state database', dropStateDatabase],
+      ['drop the state database', async () => made.locked && dropStateDatabase()],
       ['stop the demo API', async () => made.api?.close()],
       ['remove the temp folder', async () => made.tmp && rm(made.tmp, { recursive: true, force: true })],
+      ['release the lock', unlockBenchmark],
     ];
     stopDlt();
     for (const [what, step] of steps) {
@@ -91,6 +101,8 @@ let exitCode = 1;
 try {
   if (spawnSync('bash', ['scripts/ensure-services.sh'], { stdio: 'inherit' }).status !== 0)
     throw new Error('scripts/ensure-services.sh failed');
+  await lockBenchmark();
+  made.locked = true;
   // The local step runners run Spark and the embedded engine from the project's .venv; dlt gets a venv of its own.
   execFileSync(process.execPath, ['scripts/bootstrap.mjs', '--python'], { stdio: 'inherit' });
   setupDlt();

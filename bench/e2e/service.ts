@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createConnection } from 'mysql2/promise';
+import { createConnection, type Connection } from 'mysql2/promise';
 import { parse, stringify } from 'yaml';
 
 // The service under measure: `node service/main.ts` as a child process with the benchmark's own state database,
@@ -45,6 +45,28 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+let lock: Connection | undefined;
+
+/**
+ * Takes a MySQL named lock for the whole benchmark, so that a second one started meanwhile stops at once instead
+ * of dropping the state database under the first (they share it, and their figures would be each other's load).
+ * MySQL releases it when the connection ends, the process's death included.
+ */
+export async function lockBenchmark(): Promise<void> {
+  const conn = await createConnection(MYSQL_SERVER);
+  const [rows] = await conn.query(`select get_lock('${MYSQL_DATABASE}', 0) as got`);
+  if ((rows as { got: number | null }[])[0]?.got !== 1) {
+    await conn.end();
+    throw new Error('another e2e benchmark is running (it holds the MySQL lock afluente_bench)');
+  }
+  lock = conn;
+}
+
+export async function unlockBenchmark(): Promise<void> {
+  await lock?.end();
+  lock = undefined;
 }
 
 /** Drops the service's state database; the service creates and migrates it again at start. */
