@@ -48,10 +48,10 @@ def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_li
     lake = FileLake(step.root)
     manifest = _read_manifest(lake, step)
     loaded_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    # On PostgreSQL each staging table is filled by one COPY of exactly the manifest's files, so it holds each
-    # curated row once. Redshift's COPY reads every object under the prefix: the merge keeps its dedupe there.
+    # On PostgreSQL each staging table is filled by one COPY of exactly the manifest's files: each curated row
+    # once, typed. Redshift's COPY reads every object under the prefix: the merge keeps its dedupe there.
     sql = WarehouseSql(step.tables, step.dialect, step.schema, step.run_id, loaded_at, step.cursor_column,
-                       staging_exact=step.dialect == "postgres")
+                       staged_by_copy=step.dialect == "postgres")
 
     warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:
@@ -96,10 +96,10 @@ def _fill_postgres(connection: duckdb.DuckDBPyConnection, step: LoadStep, sql: W
         return
     csv = os.path.join(folder, f"{table.name}.csv")
     listed = ", ".join(literal(p) for p in paths)
-    text_columns = [ident(c.name) for c in sql.columns(table)
-                    if c.type.kind in ("string", "json", "date", "timestamp")]
+    text_columns = [ident(c.name) for c in sql.columns(table) if c.type.kind in ("string", "json")]
     # Every text value quoted: an empty string is "" and NULL an empty unquoted field, as COPY's CSV reads them,
-    # and a value such as \. or a line break cannot end or split a row.
+    # and a value such as \. or a line break cannot end or split a row. Dates and timestamps (UTC, no offset)
+    # are COPY's to parse into their typed staging columns.
     force = f", FORCE_QUOTE ({', '.join(text_columns)})" if text_columns else ""
     try:
         connection.execute(f"COPY (SELECT {', '.join(_staged_columns(sql, table))} FROM read_parquet([{listed}])) "

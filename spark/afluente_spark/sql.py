@@ -62,10 +62,13 @@ def column_type(t: ColumnType, dialect: str) -> str:
     }[kind]
 
 
-def staging_type(t: ColumnType, dialect: str) -> str:
+def staging_type(t: ColumnType, dialect: str, typed: bool = False) -> str:
     """The type a column has in a staging table. json is staged as text and parsed in the merge. On postgres,
     dates and timestamps are staged as text too (Spark writes them in UTC) so the JVM's time zone, which the
-    JDBC driver applies to java.sql.Timestamp values, cannot shift them."""
+    JDBC driver applies to java.sql.Timestamp values, cannot shift them. `typed` (postgres staged by COPY, where
+    no JVM is in the way): every column has its target type, and COPY parses the values."""
+    if typed and dialect == "postgres":
+        return column_type(t, dialect)
     if t.kind == "json":
         return "TEXT" if dialect == "postgres" else REDSHIFT_MAX_VARCHAR
     if dialect == "postgres" and t.kind in ("date", "timestamp"):
@@ -73,8 +76,10 @@ def staging_type(t: ColumnType, dialect: str) -> str:
     return column_type(t, dialect)
 
 
-def staged_value(expression: str, t: ColumnType, dialect: str) -> str:
+def staged_value(expression: str, t: ColumnType, dialect: str, typed: bool = False) -> str:
     """A staging column as its target type."""
+    if typed and dialect == "postgres":
+        return expression
     if t.kind == "json":
         return f"CAST({expression} AS JSONB)" if dialect == "postgres" else f"JSON_PARSE({expression})"
     if dialect == "postgres" and t.kind in ("date", "timestamp"):
@@ -99,12 +104,14 @@ class WarehouseSql:
     """The statements of one load: a run's tables into one schema of one dialect."""
 
     def __init__(self, tables: Tables, dialect: str, schema: str, run_id: int, loaded_at: str,
-                 cursor_column: Optional[str] = None, staging_exact: bool = False) -> None:
+                 cursor_column: Optional[str] = None, staged_by_copy: bool = False) -> None:
         _check_dialect(dialect)
         self.tables = tables
-        # True when staging holds exactly the manifest's rows, each once (one COPY per table, which commits or
-        # not as a whole). Spark's JDBC writer commits per partition, so a retried task can stage a row twice.
-        self.staging_exact = staging_exact
+        # True when each staging table is filled by one COPY of exactly the manifest's files (the embedded load on
+        # postgres). Then it holds each curated row once (a COPY commits whole; Spark's JDBC writer commits per
+        # partition, so a retried task can stage a row twice), and its columns are typed (COPY parses the values,
+        # and no JVM time zone is in the way), so the merge neither dedupes unique keys nor casts.
+        self.staged_by_copy = staged_by_copy
         self.cursor_column = cursor_column  # a parent column; when set, a load never replaces a newer row
         self.dialect = dialect
         self.schema = schema
@@ -158,7 +165,8 @@ class WarehouseSql:
         return f"DROP TABLE IF EXISTS {self.staging(table)}"
 
     def create_staging(self, table: Table) -> str:
-        columns = ", ".join(f"{ident(c.name)} {staging_type(c.type, self.dialect)}" for c in self.columns(table))
+        columns = ", ".join(f"{ident(c.name)} {staging_type(c.type, self.dialect, self.staged_by_copy)}"
+                            for c in self.columns(table))
         unlogged = "UNLOGGED " if self.dialect == "postgres" else ""
         return f"CREATE {unlogged}TABLE {self.staging(table)} ({columns})"
 
@@ -183,9 +191,9 @@ class WarehouseSql:
         columns = self.columns(table)
         names = ", ".join(ident(c.name) for c in columns)
         keys = ", ".join(ident(k) for k in table.key)
-        values = ", ".join(staged_value(ident(c.name), c.type, self.dialect) for c in columns)
+        values = ", ".join(staged_value(ident(c.name), c.type, self.dialect, self.staged_by_copy) for c in columns)
         targets = f"{names}, {ident(RUN_ID_COLUMN)}, {ident(LOADED_AT_COLUMN)}"
-        if self.staging_exact and self.key_is_unique(table):
+        if self.staged_by_copy and self.key_is_unique(table):
             return (f"INSERT INTO {self.target(table)} ({targets}) "
                     f"SELECT {values}, {self.run_id}, {self._loaded_at()} FROM {self.staging(table)}")
         # ROW_NUMBER rather than DISTINCT ON: both dialects have it. split_tables already made keys unique
@@ -211,7 +219,7 @@ class WarehouseSql:
         types = {c.name: c.type for c in self.columns(staged)}
         conditions = [
             f"{ident(target.name)}.{ident(t)} = "
-            + staged_value(f"{staging_name}.{ident(s)}", types[s], self.dialect)
+            + staged_value(f"{staging_name}.{ident(s)}", types[s], self.dialect, self.staged_by_copy)
             for t, s in pairs
         ]
         return " AND ".join(conditions)
@@ -226,7 +234,7 @@ class WarehouseSql:
         parent = self.tables.parent
         cursor = ident(self.cursor_column)
         staged_cursor = staged_value(f"{ident(staging_table(self.run_id, parent.name))}.{cursor}",
-                                     parent.get_type(self.cursor_column), self.dialect)
+                                     parent.get_type(self.cursor_column), self.dialect, self.staged_by_copy)
         same_key = self._match(parent, [(k, k) for k in parent.key], parent)
         newer = f"{same_key} AND {ident(parent.name)}.{cursor} > {staged_cursor}"
         statements: List[Tuple[str, Statement]] = []

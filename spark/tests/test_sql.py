@@ -38,6 +38,10 @@ def test_json_is_staged_as_text_and_postgres_dates_too():
     assert staging_type(ColumnType("json"), "redshift") == "VARCHAR(65535)"
     assert staging_type(ColumnType("timestamp"), "postgres") == "TEXT"
     assert staging_type(ColumnType("timestamp"), "redshift") == "TIMESTAMP"
+    # Staged by COPY (the embedded load on postgres): every column typed, json too.
+    assert staging_type(ColumnType("json"), "postgres", typed=True) == "JSONB"
+    assert staging_type(ColumnType("timestamp"), "postgres", typed=True) == "TIMESTAMP"
+    assert staging_type(ColumnType("json"), "redshift", typed=True) == "VARCHAR(65535)"
 
 
 def test_staging_names_are_deterministic_short_and_distinct():
@@ -70,9 +74,9 @@ WIDE = {
 }
 
 
-def redshift_statements(staging_exact: bool = False):
+def redshift_statements(staged_by_copy: bool = False):
     sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000", "updated_at",
-                       staging_exact)
+                       staged_by_copy)
     statements = list(sql.setup()) + [("select ledger", sql.select_ledger())]
     copies = []
     for table in sql.tables.all:
@@ -102,9 +106,9 @@ EXPECTED_KINDS = {
 }
 
 
-@pytest.mark.parametrize("staging_exact", [False, True])
-def test_every_redshift_statement_parses_with_sqlglot_redshift(staging_exact):
-    statements, _ = redshift_statements(staging_exact)
+@pytest.mark.parametrize("staged_by_copy", [False, True])
+def test_every_redshift_statement_parses_with_sqlglot_redshift(staged_by_copy):
+    statements, _ = redshift_statements(staged_by_copy)
     assert len(statements) > 20
     for label, statement in statements:
         [tree] = sqlglot.parse(statement, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)
@@ -184,14 +188,17 @@ def test_the_stale_rows_statements_drop_children_first_and_compare_typed_cursors
     assert WarehouseSql(read_tables(WIDE), "postgres", "s", 5, "2026-11-23 10:00:00.000000").drop_stale() == []
 
 
-def test_exact_staging_skips_the_dedupe_only_where_the_split_already_made_keys_unique():
+def test_staging_by_copy_skips_the_dedupe_only_where_the_split_already_made_keys_unique_and_the_casts():
     tables = demo_tables()
     tables["order_items"]["key"] = ["sku"]  # a child key without the parent key: unique per parent only
     read = read_tables(tables)
-    exact = WarehouseSql(read, "postgres", "s", 1, "2026-11-23 10:00:00.000000", staging_exact=True)
+    exact = WarehouseSql(read, "postgres", "s", 1, "2026-11-23 10:00:00.000000", staged_by_copy=True)
     plain = WarehouseSql(read, "postgres", "s", 1, "2026-11-23 10:00:00.000000")
     inserts = {t.name: exact.merge(t)[1][1] for t in read.all}
     assert [t.name for t in read.all if exact.key_is_unique(t)] == ["orders", "order_tags"]
     assert "ROW_NUMBER" not in inserts["orders"] and "ROW_NUMBER" not in inserts["order_tags"]
     assert "ROW_NUMBER" in inserts["order_items"]
     assert all("ROW_NUMBER" in plain.merge(t)[1][1] for t in read.all)
+    # Typed staging: the merge moves values as they are, where text staging casts them.
+    assert "AS JSONB" not in inserts["orders"] and 'CAST("created_at" AS TIMESTAMP)' not in inserts["orders"]
+    assert 'CAST("created_at" AS TIMESTAMP)' in plain.merge(read.parent)[1][1]
