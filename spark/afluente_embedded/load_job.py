@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import duckdb
 
 from afluente_spark.errors import StepError
+from afluente_spark.merge import drop_staging, merge_staged
 from afluente_spark.spec import (LoadStep, Table, check_transform_manifest, ledger_stale, load_result_key,
                                  read_load_spec, s3_root)
 from afluente_spark.sql import DIALECTS, WarehouseSql, ident
@@ -149,29 +150,6 @@ def _load(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, lake: Fil
                 warehouse.execute(sql.copy(table, prefix, step.copy_role_arn),
                                   f"COPY into the staging table of {table.name}")
 
-        rows: Dict[str, int] = {}
-        stale = {table.name: 0 for table in tables.all}
-        warehouse.set_autocommit(False)
-        try:
-            for name, (label, statement) in sql.drop_stale():
-                stale[name] = warehouse.execute(statement, label)
-            for table in tables.all:
-                for label, statement in sql.merge(table):
-                    count = warehouse.execute(statement, label)
-                    if label.startswith("insert"):
-                        rows[table.name] = count
-            for table in tables.all:
-                warehouse.execute(sql.insert_ledger(table, rows[table.name]), f"ledger row for {table.name}")
-            warehouse.commit()
-        except BaseException:
-            warehouse.rollback()
-            raise
-        finally:
-            warehouse.set_autocommit(True)
-        return rows, stale
+        return merge_staged(warehouse, sql)
     finally:
-        for table in tables.all:
-            try:
-                warehouse.execute(sql.drop_staging(table), f"drop staging for {table.name}")
-            except StepError:
-                pass
+        drop_staging(warehouse, sql)

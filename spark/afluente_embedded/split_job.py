@@ -11,7 +11,7 @@ import duckdb
 
 from afluente_spark.diagnose import explain
 from afluente_spark.errors import StepError
-from afluente_spark.spec import Table, curated_manifest_key, curated_prefix, read_transform_spec
+from afluente_spark.spec import Table, curated_manifest_key, curated_prefix, read_transform_spec, transform_manifest
 
 from .lake import FileLake
 from .lines import LINE, LINES, PART, POS, line_number, load_lines
@@ -125,22 +125,7 @@ def run_split(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_l
             written[table.name] = _written(connection, lake, plan, table, step.dt, step.run_id,
                                            estimates[table.name])
 
-    duplicates = read - winners
-    parent = tables.parent
-    if written[parent.name]["rows"] != winners:
-        raise StepError(f"wrote {written[parent.name]['rows']} rows to {parent.name}, expected {read} read - "
-                        f"{duplicates} duplicates")
-    manifest = {
-        "version": 1,
-        "stage": "transform",
-        "runId": step.run_id,
-        "source": step.source,
-        "dt": step.dt,
-        "read": read,
-        "duplicates": duplicates,
-        "childDuplicates": {c.name: estimates[c.name] - written[c.name]["rows"] for c in tables.children},
-        "tables": written,
-    }
+    manifest = transform_manifest(step, read, read - winners, estimates, written)
     lake.write_json(manifest_key, manifest)
     return manifest
 

@@ -101,7 +101,11 @@ class Warehouse:
             raise WarehouseError(f"commit failed: {java_message(error)}") from None
 
     def rollback(self) -> None:
-        self._conn.rollback()
+        """Never raises: it runs while another error is on its way up."""
+        try:
+            self._conn.rollback()
+        except Py4JJavaError:
+            pass
 
     def close(self) -> None:
         try:

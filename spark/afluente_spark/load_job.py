@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from .errors import StepError, java_message
 from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
+from .merge import drop_staging, merge_staged
 from .spec import (Table, Tables, check_transform_manifest, ledger_stale, load_result_key, read_load_spec,
                    s3_root)
 from .split_job import configure
@@ -166,35 +167,6 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
                 connection.execute(sql.copy(table, join(s3_root(root, spec_root), prefix), role_arn),
                                    f"COPY into the staging table of {table.name}")
 
-        rows: Dict[str, int] = {}
-        stale = {table.name: 0 for table in tables.all}
-        connection.set_autocommit(False)
-        try:
-            for name, (label, statement) in sql.drop_stale():
-                stale[name] = connection.execute(statement, label)
-            for table in tables.all:
-                for label, statement in sql.merge(table):
-                    count = connection.execute(statement, label)
-                    if label.startswith("insert"):
-                        rows[table.name] = count
-            for table in tables.all:
-                connection.execute(sql.insert_ledger(table, rows[table.name]), f"ledger row for {table.name}")
-            connection.commit()
-        except BaseException:
-            try:
-                connection.rollback()
-            except Py4JJavaError:
-                pass
-            raise
-        finally:
-            try:
-                connection.set_autocommit(True)
-            except Py4JJavaError:
-                pass
-        return rows, stale
+        return merge_staged(connection, sql)
     finally:
-        for table in tables.all:
-            try:
-                connection.execute(sql.drop_staging(table), f"drop staging for {table.name}")
-            except StepError:
-                pass
+        drop_staging(connection, sql)

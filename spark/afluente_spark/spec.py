@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from .errors import SpecError
+from .errors import SpecError, StepError
 
 ELEMENT_PATH = "."
 ELEMENT_COLUMN = "value"
@@ -405,3 +405,27 @@ def s3_root(root: str, spec_root: str) -> str:
             if candidate.startswith(scheme):
                 return "s3://" + candidate[len(scheme):]
     raise SpecError(f"redshift COPY reads from S3, but the lake root {root} is not an s3:// URI")
+
+
+def transform_manifest(step: TransformStep, read: int, duplicates: int, elements: Mapping[str, int],
+                       written: Mapping[str, Any]) -> Dict[str, Any]:
+    """The TransformManifest (contract/steps.ts) of a split that read `read` records, dropped `duplicates`, and
+    wrote `written` (each table's prefix, rows and files); `elements` are each child's rows before its dedupe.
+    Fails unless the parent's rows reconcile: read = parent rows + duplicates."""
+    tables = step.tables
+    parent = tables.parent
+    if written[parent.name]["rows"] != read - duplicates:
+        raise StepError(
+            f"wrote {written[parent.name]['rows']} rows to {parent.name}, expected {read} read - {duplicates} duplicates"
+        )
+    return {
+        "version": 1,
+        "stage": "transform",
+        "runId": step.run_id,
+        "source": step.source,
+        "dt": step.dt,
+        "read": read,
+        "duplicates": duplicates,
+        "childDuplicates": {c.name: elements[c.name] - written[c.name]["rows"] for c in tables.children},
+        "tables": dict(written),
+    }

@@ -14,7 +14,7 @@ from . import split
 from .diagnose import explain
 from .errors import StepError, java_message
 from .lake import Lake, join
-from .spec import curated_manifest_key, curated_prefix, read_transform_spec
+from .spec import curated_manifest_key, curated_prefix, read_transform_spec, transform_manifest
 from .split import FILE, LINE, POS, SplitPlan
 
 JOB = "split_tables"
@@ -162,20 +162,6 @@ def run_split(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[
     finally:
         ranked.unpersist()
 
-    if written[parent.name]["rows"] != read - duplicates:
-        raise StepError(
-            f"wrote {written[parent.name]['rows']} rows to {parent.name}, expected {read} read - {duplicates} duplicates"
-        )
-    manifest = {
-        "version": 1,
-        "stage": "transform",
-        "runId": run_id,
-        "source": source,
-        "dt": dt,
-        "read": read,
-        "duplicates": duplicates,
-        "childDuplicates": {c.name: estimates[c.name] - written[c.name]["rows"] for c in tables.children},
-        "tables": written,
-    }
+    manifest = transform_manifest(step, read, duplicates, estimates, written)
     lake.write_json(manifest_uri, manifest)
     return manifest

@@ -7,7 +7,7 @@ import os
 from decimal import Decimal
 
 import pytest
-from helpers import DT, SOURCE, Lake, demo_tables, manifest_key, order, rows, split, transform_spec
+from helpers import DT, SOURCE, demo_tables, manifest_key, order, rows, split, transform_spec
 
 from afluente_embedded import split_job as embedded_split_job
 from afluente_spark import split_job

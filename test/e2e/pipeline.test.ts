@@ -170,7 +170,7 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
     const transform = view.body.jobs.find((j: { stage: string }) => j.stage === 'transform');
     expect(transform.metrics.duplicates).toBe(4);
     // Engine auto: the run's validated bytes are far below AFLUENTE_EMBEDDED_MAX_BYTES, so both steps ran embedded.
-    const auto = /^auto: validated \d+(\.\d)? KiB ≤ AFLUENTE_EMBEDDED_MAX_BYTES \(2 GiB\)$/;
+    const auto = /^auto: validated \d+(\.\d+)? KiB ≤ AFLUENTE_EMBEDDED_MAX_BYTES \(2 GiB\)$/;
     expect(view.body).toMatchObject({ engine: 'embedded', engineReason: expect.stringMatching(auto) });
     for (const job of view.body.jobs.filter((j: { stage: string }) =>
       ['transform', 'load'].includes(j.stage),
