@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import duckdb
 
 from afluente_spark.errors import StepError
-from afluente_spark.merge import drop_staging, merge_staged
-from afluente_spark.spec import (LoadStep, Table, check_transform_manifest, ledger_stale, load_result_key,
+from afluente_spark.merge import drop_staging, merge_staged, prepare
+from afluente_spark.spec import (LoadStep, Table, check_transform_manifest, load_result_key,
                                  read_load_spec, s3_root)
 from afluente_spark.sql import DIALECTS, WarehouseSql, ident
 
@@ -56,12 +56,9 @@ def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_li
 
     warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:
-        for label, statement in sql.setup():
-            warehouse.execute(statement, label)
-        ledger = warehouse.query(sql.select_ledger(), "read the load ledger")
-        if ledger:
-            rows = {str(name): int(count or 0) for name, count in ledger}
-            stale = ledger_stale(sql.tables, sql.cursor_column, manifest, rows)
+        loaded = prepare(warehouse, sql, manifest)
+        if loaded:
+            rows, stale = loaded
             already = True
         else:
             with open_session(temp_dir, memory_limit, threads) as connection:

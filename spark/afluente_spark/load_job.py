@@ -16,8 +16,8 @@ from pyspark.sql import functions as F
 from .errors import StepError, java_message
 from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
-from .merge import drop_staging, merge_staged
-from .spec import (Table, Tables, check_transform_manifest, ledger_stale, load_result_key, read_load_spec,
+from .merge import drop_staging, merge_staged, prepare
+from .spec import (Table, Tables, check_transform_manifest, load_result_key, read_load_spec,
                    s3_root)
 from .split_job import configure
 from .sql import DIALECTS, WarehouseSql, ident
@@ -124,12 +124,9 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
     connection = Warehouse(spark, dialect, url, user, password)
     try:
         connection.set_autocommit(True)
-        for label, statement in sql.setup():
-            connection.execute(statement, label)
-        ledger = connection.query(sql.select_ledger(), "read the load ledger")
-        if ledger:
-            rows = {str(name): int(count or 0) for name, count in ledger}
-            stale = ledger_stale(sql.tables, sql.cursor_column, manifest, rows)
+        loaded = prepare(connection, sql, manifest)
+        if loaded:
+            rows, stale = loaded
             already = True
         else:
             rows, stale = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password,

@@ -7,10 +7,24 @@ afluente_embedded/warehouse.py's over psycopg): `execute(sql, label)` returning 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import StepError
+from .spec import ledger_stale
 from .sql import WarehouseSql
+
+
+def prepare(connection: Any, sql: WarehouseSql,
+            manifest: Mapping[str, Any]) -> Optional[Tuple[Dict[str, int], Dict[str, int]]]:
+    """Creates the schema, the ledger and the targets if missing (in autocommit); when the ledger already holds
+    the run, returns its (rows, stale rows) per table: the load is done and changes nothing. Else None."""
+    for label, statement in sql.setup():
+        connection.execute(statement, label)
+    ledger = connection.query(sql.select_ledger(), "read the load ledger")
+    if not ledger:
+        return None
+    rows = {str(name): int(count or 0) for name, count in ledger}
+    return rows, ledger_stale(sql.tables, sql.cursor_column, manifest, rows)
 
 
 def merge_staged(connection: Any, sql: WarehouseSql) -> Tuple[Dict[str, int], Dict[str, int]]:
