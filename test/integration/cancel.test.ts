@@ -92,12 +92,16 @@ async function runningJob(
  * go of the job as a stage whose run ended ({ cancelled: true }), not as a failed attempt to retry.
  */
 async function workerDone(t: TestApp, id: number, stage: Stage): Promise<void> {
-  const job = await waitFor(async () => {
-    const queued = await t.app.queues.get(stage).getJob(`run-${id}.${stage}.1`);
-    const state = await queued?.getState();
-    return state === 'completed' || state === 'failed' || state === 'delayed' ? queued : undefined;
+  const queue = t.app.queues.get(stage);
+  const key = `run-${id}.${stage}.1`;
+  await waitFor(async () => {
+    const state = await (await queue.getJob(key))?.getState();
+    return state === 'completed' || state === 'failed' || state === 'delayed' ? true : undefined;
   }, `the ${stage} worker to be done with run ${id}`);
-  expect([await job.getState(), job.returnvalue]).toEqual(['completed', { cancelled: true }]);
+  // Read the job again once it is done: a Job fetched while it was still active holds no return value, even
+  // when its state (a separate read) already says completed.
+  const job = await queue.getJob(key);
+  expect([await job?.getState(), job?.returnvalue]).toEqual(['completed', { cancelled: true }]);
 }
 
 /** The invocation's results that arrived in Redis and that no worker has read. */
