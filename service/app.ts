@@ -51,6 +51,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Bounds slow clients (slowloris); the API answers in milliseconds.
     requestTimeout: 30_000,
     return503OnClosing: true,
+    // Fastify bounds each onClose hook by pluginTimeout (10 s by default), and the workers' drain is one: it must
+    // get the whole AFLUENTE_SHUTDOWN_GRACE_MS and the hand-back after it, or a deploy cuts stages off mid-way.
+    pluginTimeout: Math.max(10_000, config.shutdownGraceMs + 10_000),
     schemaErrorFormatter: formatSchemaErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -44,6 +44,10 @@ export class LocalLambdaInvoker implements LambdaInvoker {
   ): Promise<void> {
     const child = fork(RUNNER, [], {
       execArgv: this.flags,
+      // Its own process group: a SIGTERM meant for the service (a terminal's Ctrl-C, a runtime signalling the
+      // group) must not end the invocation the service is draining. It still ends with the service: the IPC
+      // channel closes when the service dies (lambdas/local-runner.ts), and close() kills what is left.
+      detached: true,
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
