@@ -166,7 +166,12 @@ describe('a stage past its deadline', () => {
     expect(waiting.startedAt).not.toBeNull();
     expect(waiting.error).toMatchObject({ reason: 'source_error' });
     const queue = t.app.queues.get('ingest');
-    expect(await (await queue.getJob(waiting.queueJobId))?.getState()).toBe('delayed');
+    // MySQL records the failed attempt before the worker hands the job back to BullMQ, which then delays it.
+    await waitFor(
+      async () =>
+        (await (await queue.getJob(waiting.queueJobId))?.getState()) === 'delayed' ? true : undefined,
+      'the retry to be delayed in its queue',
+    );
 
     const report = await waitFor(async () => {
       const r = await t.app.reconciler?.sweep();

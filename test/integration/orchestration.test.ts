@@ -243,8 +243,10 @@ describe('orchestration: a run moves through its stage plan', () => {
       const state = await job?.getState();
       return state === 'completed' || state === 'failed' || state === 'delayed' ? job : undefined;
     }, 'the transform worker to let go of its job');
-    // Completed as a stage whose run ended; a failed attempt would be `delayed` for its retry.
-    expect([await queued.getState(), queued.returnvalue]).toEqual(['completed', { cancelled: true }]);
+    // Completed as a stage whose run ended; a failed attempt would be `delayed` for its retry. Read again: a Job
+    // fetched while still active holds no return value even when the state read after it says completed.
+    const done = await t.app.queues.get('transform').getJob(queued.id!);
+    expect([await done?.getState(), done?.returnvalue]).toEqual(['completed', { cancelled: true }]);
     const jobs = await jobsOf(t, run.id);
     expect(jobs.map((j) => [j.stage, j.status, j.error])).toEqual([
       ['ingest', 'COMPLETED', null],

@@ -59,7 +59,9 @@ async function startService(port: number): Promise<ChildProcess> {
       AFLUENTE_API_TOKENS: TOKEN,
       AFLUENTE_SOURCES_FILE: join(dir, 'sources.yaml'),
       AFLUENTE_LAKE_URI: `file://${join(dir, 'lake')}`,
-      AFLUENTE_LOCK_DURATION_MS: '2000',
+      // Short, so a killed service's job is taken over quickly; not so short that a busy 2-core machine, where a
+      // timer can fire a second late, loses a live worker's lock (the job then "stalls" and the run fails).
+      AFLUENTE_LOCK_DURATION_MS: '10000',
       // The test polls its runs every 50 ms.
       AFLUENTE_RATE_LIMIT_MAX: '100000',
       AFLUENTE_LOG_LEVEL: 'warn',
@@ -169,7 +171,13 @@ describe('a worker killed mid-stage', () => {
         // Killed once its Spark step is running (the step id is on the job).
         const step = await waitFor(
           async () => {
-            const job = (await getRun(port, id)).jobs.find((j) => j.stage === stage);
+            const view = await getRun(port, id);
+            // A run that ended will never start the step: say why now instead of timing out.
+            if (['FAILED', 'CANCELLED', 'COMPLETED'].includes(view.status))
+              throw new Error(
+                `run ${id} ended ${view.status} before its ${stage} step started: ${JSON.stringify(view)}`,
+              );
+            const job = view.jobs.find((j) => j.stage === stage);
             return job?.status === 'RUNNING' && job.externalId ? job.externalId : undefined;
           },
           `the ${stage} step to start`,

@@ -15,8 +15,12 @@ export interface RunView {
   id: number;
   status: string;
   attempt: number;
-  counts: { fetched: number | null; valid: number | null; rejected: number | null };
-  rows: Record<string, number> | null;
+  counts: {
+    fetched: number | null;
+    valid: number | null;
+    rejected: number | null;
+    rows: Record<string, number> | null;
+  };
   error: { reason: string; message: string } | null;
   jobs: {
     id: number;
