@@ -283,9 +283,12 @@ export class RunEngine {
    * so a restarted worker or the reconciler can find it. Plain UPDATEs: not a state change.
    */
   async attachExternal(jobId: number, runId: number, externalId: string, clusterId?: string): Promise<void> {
-    const em = this.em();
-    await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { externalId });
-    if (clusterId) await em.nativeUpdate(Run, { id: runId }, { clusterId });
+    // One transaction: a reader (the reconciler, GET /runs/:id) that sees the step must see its cluster too, or
+    // it would look the step up on no cluster or on the run's previous one.
+    await this.em().transactional(async (em) => {
+      if (clusterId) await em.nativeUpdate(Run, { id: runId }, { clusterId });
+      await em.nativeUpdate(Job, { id: jobId, status: Status.Running }, { externalId });
+    });
   }
 
   /**
