@@ -319,6 +319,32 @@ describe('the HTTP surface', () => {
     expect(res.body.message).toBe('route GET /nope not found');
   });
 
+  it('answers a path parameter over the router limit with a 414 in the API error shape', async () => {
+    const res = await api()
+      .get(`/sources/${'s'.repeat(101)}`)
+      .set(auth)
+      .set('x-request-id', 'long-1');
+    expect(res.status).toBe(414);
+    expect(res.headers['x-request-id']).toBe('long-1');
+    expect(res.body).toEqual({
+      statusCode: 414,
+      error: 'URI Too Long',
+      message: 'a path parameter is longer than 100 characters, the most the API accepts',
+      requestId: 'long-1',
+    });
+  });
+
+  it('answers a path that does not decode with a 400 in the API error shape', async () => {
+    const res = await api().get('/sources/%E0%A4%A').set(auth);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'the URL path /sources/%E0%A4%A is not valid percent-encoding',
+      requestId: res.headers['x-request-id'],
+    });
+  });
+
   it('serves an OpenAPI document generated from the route schemas, and Swagger UI at /docs', async () => {
     const doc = await api().get('/docs/json');
     expect(doc.status).toBe(200);
