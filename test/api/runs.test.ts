@@ -13,6 +13,10 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 const auth = { authorization: `Bearer ${TOKEN}` };
+interface OpenApiOperation {
+  security?: unknown[];
+  responses: Record<string, unknown>;
+}
 const api = () => request(t.app.server);
 const countRuns = () => t.app.orm.em.fork().count(Run, {});
 
@@ -365,6 +369,18 @@ describe('the HTTP surface', () => {
     ]);
     expect(doc.body.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer' });
     expect(doc.body.paths['/health/live'].get.security).toEqual([]);
+    // Every route behind the token documents its 401, and the rate limit's 429 (health is neither).
+    const authed = Object.entries(doc.body.paths as Record<string, Record<string, OpenApiOperation>>)
+      .flatMap(([path, operations]) =>
+        Object.entries(operations).map(([method, op]) => ({ path, method, op })),
+      )
+      .filter(({ op }) => op.security === undefined || op.security.length > 0);
+    expect(authed.map(({ path }) => path)).toContain('/metrics');
+    for (const { path, method, op } of authed)
+      expect(Object.keys(op.responses), `${method.toUpperCase()} ${path}`).toEqual(
+        expect.arrayContaining(['401', '429']),
+      );
+    expect(doc.body.paths['/metrics'].get.responses['200'].content).toHaveProperty('text/plain');
     const ui = await api().get('/docs/').redirects(1);
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');
