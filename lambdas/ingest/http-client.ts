@@ -36,10 +36,13 @@ const TERMINAL_STATUSES = new Set([400, 401, 403, 404, 405, 406, 410, 411, 413, 
 class Retryable extends Error {
   readonly retryAfter?: number;
   readonly httpStatus?: number;
-  constructor(message: string, options: { retryAfter?: number; httpStatus?: number } = {}) {
+  /** The failure's reason once retries run out; by default `http_<status>`, or `network` without a status. */
+  readonly reason?: string;
+  constructor(message: string, options: { retryAfter?: number; httpStatus?: number; reason?: string } = {}) {
     super(message);
     this.retryAfter = options.retryAfter;
     this.httpStatus = options.httpStatus;
+    this.reason = options.reason;
   }
 }
 
@@ -80,7 +83,7 @@ export class HttpClient {
         const safe = safeUrl(url, this.options.secretParams);
         if (attempt >= maxRetries) {
           throw new HandlerError({
-            reason: error.httpStatus ? `http_${error.httpStatus}` : 'network',
+            reason: error.reason ?? (error.httpStatus ? `http_${error.httpStatus}` : 'network'),
             message: `${what}: GET ${safe} still failing after ${maxRetries} retries: ${error.message}`,
             retryable: true,
             httpStatus: error.httpStatus,
@@ -179,13 +182,19 @@ export class HttpClient {
         text = decode(raw, header(response.headers['content-encoding']), maxResponseBytes).toString('utf8');
       } catch (error) {
         if (error instanceof RangeError) throw tooLarge(what, safe, maxResponseBytes);
-        throw new Retryable(`the body could not be decompressed: ${(error as Error).message}`);
+        throw new Retryable(`the body could not be decompressed: ${(error as Error).message}`, {
+          reason: 'bad_response',
+        });
       }
       try {
         return { body: JSON.parse(text) as unknown, headers: response.headers, url, bytes: text.length };
       } catch (error) {
+        // A proxy's or gateway's error page comes with a 200 too: retried, but never called a network error.
+        const contentType = header(response.headers['content-type']) ?? 'none';
         throw new Retryable(
-          `the body is not JSON (${(error as Error).message}): ${JSON.stringify(text.slice(0, 80))}`,
+          `the body is not JSON (content-type ${contentType}; ${(error as Error).message}): ` +
+            JSON.stringify(text.slice(0, 80)),
+          { reason: 'not_json' },
         );
       }
     }

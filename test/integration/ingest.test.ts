@@ -203,9 +203,15 @@ describe('faults from the source', () => {
     const healed = await withFaults({ notJson: { pages: [2], times: 1 } });
     expect(healed.result).toMatchObject({ kind: 'done', records: RECORDS });
     const broken = await withFaults({ notJson: { pages: [2], times: 10 } }, 'page', { maxRetries: 1 });
-    expect(broken.result).toMatchObject({ kind: 'failed', error: { retryable: true } });
+    const url = `${api.url}/orders?page=2&per_page=500`;
+    expect(broken.result).toMatchObject({
+      kind: 'failed',
+      error: { reason: 'not_json', retryable: true, url },
+    });
     if (broken.result.kind !== 'failed') throw new Error('unreachable');
-    expect(broken.result.error.message).toMatch(/page 2: .* the body is not JSON/);
+    expect(broken.result.error.message).toContain(
+      `page 2: GET ${url} still failing after 1 retries: the body is not JSON (content-type application/json;`,
+    );
   });
 
   it('stops a cursor loop instead of looping or storing duplicates', async () => {
@@ -274,6 +280,16 @@ describe('auth and the network guard', () => {
   beforeAll(async () => {
     echo = createServer((req, res) => {
       seen.push({ headers: req.headers, url: req.url ?? '' });
+      if (req.url?.startsWith('/bad-gzip')) {
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+          .end('{"not": "gzip"}');
+        return;
+      }
+      if (req.url?.startsWith('/html')) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html>Sign in</html>');
+        return;
+      }
       if (req.url?.startsWith('/redirect')) {
         res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
         return;
@@ -339,6 +355,29 @@ describe('auth and the network guard', () => {
     expect(JSON.stringify(result)).not.toContain('very-secret-key');
     expect(result).toMatchObject({ kind: 'failed', error: { url: `${api.url}/orders?api_key=***` } });
     api.setFaults({});
+  });
+
+  it('names an HTML page as not JSON, with its content type and the URL without its API key', async () => {
+    const result = await once(
+      { kind: 'apiKey', in: 'query', name: 'api_key', valueEnv: 'K' },
+      { K: 'very-secret-key' },
+      `${echoUrl}/html`,
+    );
+    expect(JSON.stringify(result)).not.toContain('very-secret-key');
+    const url = `${echoUrl}/html?api_key=***`;
+    expect(result).toMatchObject({ kind: 'failed', error: { reason: 'not_json', url } });
+    if (result.kind !== 'failed') throw new Error('unreachable');
+    expect(result.error.message).toMatch(
+      /^source "demo" page 1: GET \S+ still failing after 4 retries: the body is not JSON \(content-type text\/html; charset=utf-8; .*\): "<html>Sign in<\/html>"$/,
+    );
+    expect(result.error.message).toContain(`GET ${url} `);
+  });
+
+  it('names a body that does not decompress a bad response, not a network error', async () => {
+    const result = await once({ kind: 'none' }, {}, `${echoUrl}/bad-gzip`);
+    expect(result).toMatchObject({ kind: 'failed', error: { reason: 'bad_response', retryable: true } });
+    if (result.kind !== 'failed') throw new Error('unreachable');
+    expect(result.error.message).toContain('the body could not be decompressed');
   });
 
   it('refuses loopback unless the source allows private networks', async () => {
