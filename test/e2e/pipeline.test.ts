@@ -179,6 +179,8 @@ describe('the pipeline, end to end, into PostgreSQL', () => {
         engine: 'embedded',
         engineReason: view.body.engineReason,
         externalId: expect.stringMatching(/^embedded:\d+$/),
+        // The step's final state, never the RUNNING the reconciler may have seen while it ran.
+        metrics: { step: { id: job.externalId, state: 'COMPLETED' } },
       });
     expect(records.length - 1 - 4).toBe(expected.size);
 
