@@ -3,7 +3,7 @@ import type { LoadedSource } from '../config/sources.ts';
 import type { RunEngine } from '../orchestration/run-engine.ts';
 import type { StageContext } from '../orchestration/stage-handler.ts';
 import { StageError } from '../orchestration/stage-handler.ts';
-import type { StepRequest, StepState } from '../steps/step-runner.ts';
+import { namedOnce, type StepRequest, type StepState } from '../steps/step-runner.ts';
 import type { StepRunners } from '../steps/step-runners.ts';
 import { chooseEngine, type EngineChoice } from './engine-choice.ts';
 
@@ -96,12 +96,9 @@ export async function runEngineStep<S extends Stage>(
     case 'COMPLETED':
       return stepMetrics(stepId, 'COMPLETED');
     case 'FAILED': {
-      // The job's own last word already starts with its name (`split_tables: …`); don't say it twice.
-      const message = status.message ?? 'the step failed';
-      const said = message.startsWith(`${request.job}:`) ? message : `${request.job}: ${message}`;
       throw new StageError(
         status.reason ?? 'step_failed',
-        said,
+        namedOnce(request.job, status.message ?? 'the step failed'),
         { logs: status.logs },
         { metrics: { step: stepMetrics(stepId, 'FAILED', status.message) } },
       );

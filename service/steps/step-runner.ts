@@ -109,6 +109,16 @@ export interface LiveWork {
   clusters: LiveCluster[];
 }
 
+/**
+ * A step's failure message naming its job exactly once, `<job>: <why>`. The job's own line on stderr already starts
+ * with its name, and so may a message a runner passes on (EMR's FailureDetails): every leading `<job>:` goes first.
+ */
+export function namedOnce(job: SparkJob, message: string): string {
+  // Job names are plain identifiers (SPARK_JOBS): nothing in them needs escaping.
+  const prefixes = new RegExp(`^(?:${job}:\\s*)+`);
+  return `${job}: ${message.trim().replace(prefixes, '')}`;
+}
+
 /** `afluente run=<runId> job=<jobId> <job>`: unique per job, stable across worker restarts and attempts. */
 export function stepName(runId: number, jobId: number, job: SparkJob): string {
   return `afluente run=${runId} job=${jobId} ${job}`;

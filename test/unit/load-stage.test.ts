@@ -151,6 +151,22 @@ describe('the load stage', () => {
     });
   });
 
+  it('names the step once in a failed step’s error, whatever the runner passed on', async () => {
+    for (const message of [
+      'load_warehouse: relation "x" does not exist',
+      'load_warehouse: load_warehouse: relation "x" does not exist',
+      '  relation "x" does not exist\n',
+    ]) {
+      const { outcome } = await runLoad(
+        await curatedRun(),
+        { rows: CURATED, alreadyLoaded: false },
+        { state: 'FAILED', reason: 'emr_step_failed', message },
+      );
+      expect(outcome).toBeInstanceOf(StageError);
+      expect((outcome as StageError).message, message).toBe('load_warehouse: relation "x" does not exist');
+    }
+  });
+
   it('fails, naming the merged and the stale rows, when they do not add up to the curated rows', async () => {
     const { outcome } = await runLoad(await curatedRun(), {
       rows: { orders: 2, order_items: 2, order_tags: 4 },
