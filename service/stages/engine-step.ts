@@ -2,7 +2,7 @@ import type { Stage } from '../../contract/stages.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { RunEngine } from '../orchestration/run-engine.ts';
 import type { StageContext } from '../orchestration/stage-handler.ts';
-import { StageError } from '../orchestration/stage-handler.ts';
+import { NonRetryableError, StageError } from '../orchestration/stage-handler.ts';
 import { namedOnce, type StepRequest, type StepState } from '../steps/step-runner.ts';
 import type { StepRunners } from '../steps/step-runners.ts';
 import { chooseEngine, type EngineChoice } from './engine-choice.ts';
@@ -68,8 +68,9 @@ export function reusedStep(job: StageContext<Stage>['job']): StepMetrics | undef
 /**
  * Runs one step of a stage on the chosen engine and returns, when it COMPLETED, the step's metrics for the job.
  * The step id (and the cluster, on EMR) is recorded on the job the moment it is known, so the reconciler and a
- * restarted worker can find it. A failed step becomes a retryable StageError that carries the step's own
- * message, where its logs are, and the step's final state for the job's metrics.
+ * restarted worker can find it. A failed step becomes a StageError that carries the step's own message, where its
+ * logs are, and the step's final state for the job's metrics; a NonRetryableError when the step said a retry
+ * would fail the same way.
  */
 export async function runEngineStep<S extends Stage>(
   deps: EngineStepDeps,
@@ -96,12 +97,15 @@ export async function runEngineStep<S extends Stage>(
     case 'COMPLETED':
       return stepMetrics(stepId, 'COMPLETED');
     case 'FAILED': {
-      throw new StageError(
-        status.reason ?? 'step_failed',
-        namedOnce(request.job, status.message ?? 'the step failed'),
-        { logs: status.logs },
-        { metrics: { step: stepMetrics(stepId, 'FAILED', status.message) } },
-      );
+      const reason = status.reason ?? 'step_failed';
+      const message = namedOnce(request.job, status.message ?? 'the step failed');
+      const partial = { metrics: { step: stepMetrics(stepId, 'FAILED', status.message) } };
+      // The step knows a retry would fail the same way (a missing column, a bad spec): the job fails at once.
+      if (status.retryable === false) {
+        const said = `${message} (not retried: it fails the same way until this is fixed)`;
+        throw new NonRetryableError(reason, said, { logs: status.logs }, partial);
+      }
+      throw new StageError(reason, message, { logs: status.logs }, partial);
     }
     case 'CANCELLED':
       throw new StageError(

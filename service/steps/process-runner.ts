@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { WAREHOUSE_PASSWORD_ENV, type SparkJob } from '../../contract/steps.ts';
+import { STEP_EXIT_PERMANENT, WAREHOUSE_PASSWORD_ENV, type SparkJob } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { Logger } from '../observability/logger.ts';
 import { stageIn, stageOut } from './lake-staging.ts';
@@ -299,7 +299,8 @@ export class ProcessStepRunner implements StepRunner {
       else {
         const output = [tails.stdout.text, tails.stderr.text];
         const message = failureMessage(output, request.job, exit, this.#program.tool);
-        status = { state: 'FAILED', reason: this.#program.failedReason, message, logs };
+        const retryable = exit.code !== STEP_EXIT_PERMANENT;
+        status = { state: 'FAILED', reason: this.#program.failedReason, message, logs, retryable };
       }
       this.#running.delete(pid);
       this.#remember(handle.stepId, status);

@@ -34,6 +34,12 @@ export interface StepStatus {
   reason?: string;
   message?: string;
   logs?: string;
+  /**
+   * On FAILED: false when the step said it will fail the same way until its spec, its data or the warehouse
+   * changes (a local step's exit code STEP_EXIT_PERMANENT, contract/steps.ts); the job then fails without a retry. EMR does
+   * not tell a step's exit code, so an EMR step's failure is always retried.
+   */
+  retryable?: boolean;
 }
 
 export interface RunStepOptions {

@@ -134,6 +134,7 @@ describe('LocalStepRunner', () => {
       reason: 'spark_failed',
       message: 'split_tables: boom (run 1 asked to fail)',
       logs,
+      retryable: true,
     });
     expect(submitted).toEqual([{ stepId: expect.stringMatching(/^local:\d+$/), logs }]);
     const log = await readFile(logs, 'utf8');

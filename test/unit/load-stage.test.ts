@@ -16,7 +16,7 @@ import { loadSources, type LoadedSource } from '../../service/config/sources.ts'
 import { createLogger } from '../../service/observability/logger.ts';
 import type { StageContext } from '../../service/orchestration/stage-handler.ts';
 import { cursorColumn, loadStage } from '../../service/stages/load.ts';
-import { StageError } from '../../service/orchestration/stage-handler.ts';
+import { NonRetryableError, StageError } from '../../service/orchestration/stage-handler.ts';
 import type { RunStepOptions, StepRunner, StepStatus } from '../../service/steps/step-runner.ts';
 
 // The load stage around its Spark step: a stand-in runner reads the LoadSpec the stage wrote and writes the
@@ -165,6 +165,35 @@ describe('the load stage', () => {
       expect(outcome).toBeInstanceOf(StageError);
       expect((outcome as StageError).message, message).toBe('load_warehouse: relation "x" does not exist');
     }
+  });
+
+  it('fails the job at once when the step says a retry would fail the same way, and retries it otherwise', async () => {
+    const lake = await curatedRun();
+    const why = 'load_warehouse: insert into order_tags failed: null value in column "blocker"';
+    const permanent = await runLoad(
+      lake,
+      { rows: CURATED, alreadyLoaded: false },
+      { state: 'FAILED', reason: 'embedded_failed', message: why, retryable: false },
+    );
+    expect(permanent.outcome).toBeInstanceOf(NonRetryableError);
+    expect((permanent.outcome as NonRetryableError).message).toBe(
+      `${why} (not retried: it fails the same way until this is fixed)`,
+    );
+
+    await lake.delete([loadResultKey('demo', DT, RUN)]);
+    const transient = await runLoad(
+      lake,
+      { rows: CURATED, alreadyLoaded: false },
+      {
+        state: 'FAILED',
+        reason: 'embedded_failed',
+        message: 'load_warehouse: connection refused',
+        retryable: true,
+      },
+    );
+    expect(transient.outcome).toBeInstanceOf(StageError);
+    expect(transient.outcome).not.toBeInstanceOf(NonRetryableError);
+    expect((transient.outcome as StageError).message).toBe('load_warehouse: connection refused');
   });
 
   it('fails, naming the merged and the stale rows, when they do not add up to the curated rows', async () => {
