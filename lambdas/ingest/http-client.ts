@@ -20,6 +20,24 @@ export interface HttpClientOptions {
   headers: Record<string, string>;
   /** Query parameters that carry secrets, masked in messages. */
   secretParams: readonly string[];
+  /** Called once for each retry, before its wait. */
+  onRetry?: (retry: PageRetry) => void;
+}
+
+/** A request about to be retried: what failed, and how long the client waits before it asks again. */
+export interface PageRetry {
+  /** The page, as messages name it: `source "demo" page 3`. */
+  what: string;
+  /** Without credentials. */
+  url: string;
+  /** The HTTP status that is retried (429, 408, 5xx), or none for a timeout, a broken connection or a bad body. */
+  status?: number;
+  /** Why, in a few words: `HTTP 503`, `no complete answer within 2000 ms`. */
+  error: string;
+  waitMs: number;
+  /** 1 for the first retry of this request. */
+  retry: number;
+  maxRetries: number;
 }
 
 export interface JsonPage {
@@ -100,6 +118,15 @@ export class HttpClient {
             url: safe,
           });
         }
+        this.options.onRetry?.({
+          what,
+          url: safe,
+          ...(error.httpStatus === undefined ? {} : { status: error.httpStatus }),
+          error: error.message,
+          waitMs: wait,
+          retry: attempt + 1,
+          maxRetries,
+        });
         await sleep(wait);
       }
     }
