@@ -41,6 +41,8 @@ export interface IngestContinuation {
   recentPages: string[];
   /** Cursors and link URLs already followed (the most recent ones), so a loop is caught across the seam. */
   seen: string[];
+  /** Page requests retried so far in the stage (a 429, a 5xx, a timeout); absent before retries were counted. */
+  retries?: number;
 }
 
 export interface IngestRequest {
@@ -79,6 +81,8 @@ export interface IngestManifest {
   records: number;
   bytes: number;
   pages: number;
+  /** Page requests retried in the stage (a 429, a 5xx, a timeout); absent in manifests written before. */
+  retries?: number;
   cursorField: string | null;
   startCursor: string | null;
   nextCursor: string | null;
@@ -109,7 +113,10 @@ export type IngestResult =
       records: number;
       bytes: number;
       pages: number;
+      /** Page requests retried in the whole stage so far, as `records` and `pages` count it. */
+      retries: number;
       nextCursor: string | null;
     }
-  | { kind: 'continue'; continuation: IngestContinuation; records: number; pages: number }
-  | { kind: 'failed'; error: StageFailure };
+  | { kind: 'continue'; continuation: IngestContinuation; records: number; pages: number; retries: number }
+  /** `retries` is absent when the invocation failed before it asked the source for anything. */
+  | { kind: 'failed'; error: StageFailure; retries?: number };

@@ -31,6 +31,8 @@ export const METRIC = {
   queueWaiting: 'QueueWaiting',
   /** Ingest Lambda: records it wrote to raw parts in one invocation. Count. */
   recordsIngested: 'RecordsIngested',
+  /** Ingest Lambda: page requests it retried in one invocation (a 429, a 5xx, a timeout). Count. */
+  pageRetries: 'PageRetries',
   /** Validate Lambda: records that passed the schema in one invocation. Count. */
   recordsValid: 'RecordsValid',
   /** Validate Lambda: records rejected (written with their reasons) in one invocation. Count. */
@@ -51,6 +53,7 @@ export const METRIC_DIMENSIONS: Record<MetricName, 'Source' | 'Stage' | 'Queue' 
   OldestActiveRunAge: null,
   QueueWaiting: 'Queue',
   RecordsIngested: 'Source',
+  PageRetries: 'Source',
   RecordsValid: 'Source',
   RecordsRejected: 'Source',
 };

@@ -16,6 +16,13 @@ export type SparkJob = (typeof SPARK_JOBS)[number];
 /** The environment variable a load step reads the warehouse password from, when the warehouse needs one. */
 export const WAREHOUSE_PASSWORD_ENV = 'AFLUENTE_WAREHOUSE_PASSWORD';
 
+/**
+ * A step's exit code when it failed the way it will fail again until its spec, its data or the warehouse changes
+ * (a bad spec, a record that does not fit, a missing column); any other non-zero code may succeed on a retry.
+ * spark/afluente_spark/errors.py has the same (EXIT_PERMANENT), and spark-submit exits with the driver's code.
+ */
+export const STEP_EXIT_PERMANENT = 2;
+
 /** What split_tables.py reads. */
 export interface TransformSpec {
   version: 1;

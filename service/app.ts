@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { requireBearerAuth } from './api/auth.ts';
 import { registerDocs } from './api/docs.ts';
-import { formatSchemaErrors, registerErrorHandling } from './api/errors.ts';
+import { formatSchemaErrors, frameworkErrors, registerErrorHandling } from './api/errors.ts';
 import backfillRoutes from './api/routes/backfills.ts';
 import { BackfillSchema } from './api/schemas/backfills.ts';
 import healthRoutes from './api/routes/health.ts';
@@ -31,6 +31,8 @@ export interface AppOptions extends OrchestrationOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Fastify's default; set here so the 414 can name it. Source names and ids are far shorter. */
+const MAX_PARAM_LENGTH = 100;
 
 /**
  * Builds the whole service as one Fastify instance: infrastructure clients first, then the services, then the
@@ -55,6 +57,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // get the whole AFLUENTE_SHUTDOWN_GRACE_MS and the hand-back after it, or a deploy cuts stages off mid-way.
     pluginTimeout: Math.max(10_000, config.shutdownGraceMs + 10_000),
     schemaErrorFormatter: formatSchemaErrors,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrors(MAX_PARAM_LENGTH),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

@@ -190,6 +190,7 @@ export class Monitoring extends Construct {
         props.validate.metricErrors({ period: PERIOD, label: 'validate errors' }),
         props.ingest.metricThrottles({ period: PERIOD, label: 'ingest throttles' }),
         props.validate.metricThrottles({ period: PERIOD, label: 'validate throttles' }),
+        total(METRIC.pageRetries, 'Sum', 'ingest page retries (429, 5xx, timeouts)'),
       ]),
       graph('EMR step failures', [
         total(METRIC.stepsFailed, 'Sum', 'all steps'),

@@ -29,10 +29,12 @@ export async function handler(request: IngestRequest, context?: LambdaContext): 
     { ...request, limits: { ...request.limits, timeLimitMs } },
     { lake: lakeFromEnv(request.lakeRoot), startedAt, env },
   );
-  // A result's `records` counts the whole stage so far; this invocation's share is what it added.
+  // A result's `records` and `retries` count the whole stage so far; this invocation's share is what it added.
   if (result.kind !== 'failed') {
     const added = result.records - (request.continuation?.records ?? 0);
     await countMetric(METRIC.recordsIngested, added, request.source);
   }
+  const retried = (result.retries ?? 0) - (request.continuation?.retries ?? 0);
+  if (retried > 0) await countMetric(METRIC.pageRetries, retried, request.source);
   return result;
 }

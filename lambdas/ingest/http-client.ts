@@ -20,6 +20,24 @@ export interface HttpClientOptions {
   headers: Record<string, string>;
   /** Query parameters that carry secrets, masked in messages. */
   secretParams: readonly string[];
+  /** Called once for each retry, before its wait. */
+  onRetry?: (retry: PageRetry) => void;
+}
+
+/** A request about to be retried: what failed, and how long the client waits before it asks again. */
+export interface PageRetry {
+  /** The page, as messages name it: `source "demo" page 3`. */
+  what: string;
+  /** Without credentials. */
+  url: string;
+  /** The HTTP status that is retried (429, 408, 5xx), or none for a timeout, a broken connection or a bad body. */
+  status?: number;
+  /** Why, in a few words: `HTTP 503`, `no complete answer within 2000 ms`. */
+  error: string;
+  waitMs: number;
+  /** 1 for the first retry of this request. */
+  retry: number;
+  maxRetries: number;
 }
 
 export interface JsonPage {
@@ -36,10 +54,13 @@ const TERMINAL_STATUSES = new Set([400, 401, 403, 404, 405, 406, 410, 411, 413, 
 class Retryable extends Error {
   readonly retryAfter?: number;
   readonly httpStatus?: number;
-  constructor(message: string, options: { retryAfter?: number; httpStatus?: number } = {}) {
+  /** The failure's reason once retries run out; by default `http_<status>`, or `network` without a status. */
+  readonly reason?: string;
+  constructor(message: string, options: { retryAfter?: number; httpStatus?: number; reason?: string } = {}) {
     super(message);
     this.retryAfter = options.retryAfter;
     this.httpStatus = options.httpStatus;
+    this.reason = options.reason;
   }
 }
 
@@ -80,7 +101,7 @@ export class HttpClient {
         const safe = safeUrl(url, this.options.secretParams);
         if (attempt >= maxRetries) {
           throw new HandlerError({
-            reason: error.httpStatus ? `http_${error.httpStatus}` : 'network',
+            reason: error.reason ?? (error.httpStatus ? `http_${error.httpStatus}` : 'network'),
             message: `${what}: GET ${safe} still failing after ${maxRetries} retries: ${error.message}`,
             retryable: true,
             httpStatus: error.httpStatus,
@@ -97,6 +118,15 @@ export class HttpClient {
             url: safe,
           });
         }
+        this.options.onRetry?.({
+          what,
+          url: safe,
+          ...(error.httpStatus === undefined ? {} : { status: error.httpStatus }),
+          error: error.message,
+          waitMs: wait,
+          retry: attempt + 1,
+          maxRetries,
+        });
         await sleep(wait);
       }
     }
@@ -179,13 +209,19 @@ export class HttpClient {
         text = decode(raw, header(response.headers['content-encoding']), maxResponseBytes).toString('utf8');
       } catch (error) {
         if (error instanceof RangeError) throw tooLarge(what, safe, maxResponseBytes);
-        throw new Retryable(`the body could not be decompressed: ${(error as Error).message}`);
+        throw new Retryable(`the body could not be decompressed: ${(error as Error).message}`, {
+          reason: 'bad_response',
+        });
       }
       try {
         return { body: JSON.parse(text) as unknown, headers: response.headers, url, bytes: text.length };
       } catch (error) {
+        // A proxy's or gateway's error page comes with a 200 too: retried, but never called a network error.
+        const contentType = header(response.headers['content-type']) ?? 'none';
         throw new Retryable(
-          `the body is not JSON (${(error as Error).message}): ${JSON.stringify(text.slice(0, 80))}`,
+          `the body is not JSON (content-type ${contentType}; ${(error as Error).message}): ` +
+            JSON.stringify(text.slice(0, 80)),
+          { reason: 'not_json' },
         );
       }
     }

@@ -15,12 +15,15 @@ import { PartWriter } from '../common/part-writer.ts';
 import { resolveAuth } from './auth.ts';
 import { laterCursor } from './cursor.ts';
 import { HandlerError } from '../common/errors.ts';
+import { lambdaLog, type LambdaLog } from '../common/log.ts';
 import { HttpClient, type JsonPage } from './http-client.ts';
 import { paginator } from './paginator.ts';
 
 export interface IngestDeps {
   lake: Lake;
   env?: NodeJS.ProcessEnv;
+  /** Where each page retry is logged. @default a pino log on stdout ({@link lambdaLog}) */
+  log?: LambdaLog;
   /** When this invocation started (epoch ms); its time budget counts from here. */
   startedAt?: number;
   now?: () => number;
@@ -38,21 +41,29 @@ const REMEMBERED_PAGES = 3;
  * Expected failures come back as a `failed` result; anything else is thrown (a crash).
  */
 export async function runIngest(request: IngestRequest, deps: IngestDeps): Promise<IngestResult> {
+  // Counted across invocations, and known to a failed one too: retries are what a struggling source shows.
+  const counts = { retries: request.continuation?.retries ?? 0 };
   try {
-    return await ingest(request, deps);
+    return await ingest(request, deps, counts);
   } catch (error) {
-    if (error instanceof HandlerError) return { kind: 'failed', error: error.toFailure() };
+    if (error instanceof HandlerError)
+      return { kind: 'failed', error: error.toFailure(), retries: counts.retries };
     throw error;
   }
 }
 
-async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestResult> {
+async function ingest(
+  request: IngestRequest,
+  deps: IngestDeps,
+  counts: { retries: number },
+): Promise<IngestResult> {
   const { config, limits, source } = request;
   const { lake } = deps;
   const now = deps.now ?? Date.now;
   const endsAt = (deps.startedAt ?? now()) + limits.timeLimitMs - limits.safetyMarginMs;
   const prefix = runPrefix('raw', source, request.dt, request.runId);
   const auth = resolveAuth(source, config.auth, deps.env);
+  const log = deps.log ?? lambdaLog('ingest', deps.env);
   const cursorField = config.incremental?.cursorField ?? null;
   const base = (): URL => {
     const url = new URL(config.request.url);
@@ -79,6 +90,13 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
     deadline: limits.deadline,
     headers: { ...config.request.headers, ...auth.headers },
     secretParams: auth.secretParams,
+    onRetry: ({ what, url, status, error, waitMs, retry, maxRetries }) => {
+      counts.retries += 1;
+      log.warn(
+        { source, runId: request.runId, url, status, waitMs, retry, maxRetries },
+        `${what}: ${error}; retry ${retry} of ${maxRetries} in ${waitMs} ms`,
+      );
+    },
   });
 
   const resumed: IngestContinuation | null = request.continuation;
@@ -133,8 +151,9 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
           maxCursor,
           recentPages,
           seen: [...seen].slice(-REMEMBERED_CURSORS),
+          retries: counts.retries,
         };
-        return { kind: 'continue', continuation, records, pages };
+        return { kind: 'continue', continuation, records, pages, retries: counts.retries };
       }
       if (pages >= config.pagination.maxPages) {
         throw new HandlerError({
@@ -215,6 +234,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
       records,
       bytes: files.reduce((n, f) => n + f.bytes, 0),
       pages,
+      retries: counts.retries,
       cursorField,
       startCursor: request.cursor,
       nextCursor: maxCursor ?? request.cursor,
@@ -229,6 +249,7 @@ async function ingest(request: IngestRequest, deps: IngestDeps): Promise<IngestR
       records,
       bytes: manifest.bytes,
       pages,
+      retries: counts.retries,
       nextCursor: manifest.nextCursor,
     };
   } catch (error) {

@@ -1,4 +1,10 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify';
 import type { FastifySchemaValidationError, SchemaErrorDataVar } from 'fastify/types/schema.js';
 import { DomainError } from '../errors.ts';
 import { IllegalTransitionError } from '../state/transitions.ts';
@@ -64,12 +70,49 @@ const STATUS_NAMES: Record<number, string> = {
   406: 'Not Acceptable',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
+
+function errorBody(statusCode: number, message: string, requestId: string): ErrorBody {
+  return { statusCode, error: STATUS_NAMES[statusCode] ?? 'Error', message, requestId };
+}
+
+/**
+ * The router answers a few requests before any hook or error handler runs: a path parameter longer than
+ * `maxParamLength`, a URL that does not decode. Fastify's `frameworkErrors` option is the only way to give
+ * them the API's error shape instead of Fastify's raw body.
+ */
+export function frameworkErrors(maxParamLength: number): FastifyServerOptions['frameworkErrors'] {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    let statusCode: number;
+    let message: string;
+    switch (error.code) {
+      case 'FST_ERR_MAX_PARAM_LENGTH':
+        statusCode = 414;
+        message = `a path parameter is longer than ${maxParamLength} characters, the most the API accepts`;
+        break;
+      case 'FST_ERR_BAD_URL':
+        statusCode = 400;
+        message = `the URL path ${request.url.split('?')[0]} is not valid percent-encoding`;
+        break;
+      default:
+        statusCode = 500;
+        message = `internal error; quote request id ${request.id} to an operator`;
+    }
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ statusCode, message }, 'request rejected');
+    // The root onSend hook that sets x-request-id does not run for these replies.
+    void reply
+      .code(statusCode)
+      .header('x-request-id', request.id)
+      .send(errorBody(statusCode, message, request.id));
+  };
+}
 
 /**
  * One error handler for the whole API: domain errors map to their status, a client's mistake stays a 4xx
@@ -97,22 +140,11 @@ export function registerErrorHandling(app: FastifyInstance, { bodyLimit }: { bod
     }
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ statusCode, message }, 'request rejected');
-    const body: ErrorBody = {
-      statusCode,
-      error: STATUS_NAMES[statusCode] ?? 'Error',
-      message,
-      requestId: request.id,
-    };
-    return reply.code(statusCode).send(body);
+    return reply.code(statusCode).send(errorBody(statusCode, message, request.id));
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = {
-      statusCode: 404,
-      error: 'Not Found',
-      message: `route ${request.method} ${request.url.split('?')[0]} not found`,
-      requestId: request.id,
-    };
-    return reply.code(404).send(body);
+    const message = `route ${request.method} ${request.url.split('?')[0]} not found`;
+    return reply.code(404).send(errorBody(404, message, request.id));
   });
 }

@@ -1,6 +1,7 @@
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
+import { Duration } from 'luxon';
 
 /**
  * Security headers and a per-client rate limit, stored in Redis so every instance counts together. The limit
@@ -10,6 +11,8 @@ import type { FastifyInstance } from 'fastify';
 export async function registerSecurity(app: FastifyInstance): Promise<void> {
   await app.register(helmet, { global: true });
   const { max, windowMs } = app.config.http.rateLimit;
+  // The plugin's context gives the time left until the client's window resets, not the window itself.
+  const windowText = Duration.fromMillis(windowMs).rescale().toHuman();
   await app.register(rateLimit, {
     // Not global: the plugin's per-route hooks would run after the auth hook of the API scope. One root hook
     // runs first for every request instead.
@@ -19,7 +22,9 @@ export async function registerSecurity(app: FastifyInstance): Promise<void> {
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
       Object.assign(
-        new Error(`rate limit exceeded: at most ${context.max} requests per ${context.after}; retry later`),
+        new Error(
+          `rate limit exceeded: at most ${context.max} requests per ${windowText}; retry in ${context.after}`,
+        ),
         {
           statusCode: 429,
         },

@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { Type, type Static } from 'typebox';
+import { CLI_ENV } from '../../contract/cli-env.ts';
 import type { IngestLimits } from '../../contract/ingest.ts';
 import type { WarehouseDialect } from '../../contract/steps.ts';
 
@@ -562,7 +563,8 @@ function describe(error: ErrorObject, raw: Record<string, string | undefined>): 
 
 /**
  * Reads `AFLUENTE_*` variables, applies the defaults for the local services, and returns a typed, grouped config.
- * Throws a {@link ConfigError} that names every bad variable and what it expects.
+ * Throws a {@link ConfigError} that names every bad variable and what it expects, and every `AFLUENTE_*` variable
+ * it does not know (a typo), the CLI's own ({@link CLI_ENV}) excepted.
  */
 export function loadConfig(
   environment: NodeJS.ProcessEnv = process.env,
@@ -573,8 +575,9 @@ export function loadConfig(
     const value = environment[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
+  const cli: ReadonlySet<string> = new Set(CLI_ENV);
   const unknown = Object.keys(environment).filter(
-    (k) => k.startsWith('AFLUENTE_') && !(k in EnvSchema.properties),
+    (k) => k.startsWith('AFLUENTE_') && !(k in EnvSchema.properties) && !cli.has(k),
   );
   const env: Record<string, unknown> = { ...raw };
   const problems: string[] = [];

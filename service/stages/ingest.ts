@@ -89,7 +89,7 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
           progress.continuation = result.continuation;
           await saveProgress(deps.orm, ctx.job.id, progress);
           ctx.logger.info(
-            { records: result.records, pages: result.pages },
+            { records: result.records, pages: result.pages, retries: result.retries },
             'ingest continues in a new invocation',
           );
           continue;
@@ -120,6 +120,8 @@ export function ingestStage(deps: IngestStageDeps): StageHandler<'ingest'> {
             })),
             metrics: {
               pages: manifest.pages,
+              // Page requests retried (a 429, a 5xx, a timeout): how hard the source was to read.
+              retries: manifest.retries ?? 0,
               bytes: manifest.bytes,
               files: manifest.files.length,
               invocations: progress.invocations,

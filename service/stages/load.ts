@@ -16,7 +16,13 @@ import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import { stageInput } from './stage-input.ts';
-import { decideEngine, runEngineStep, type EngineStepDeps } from './engine-step.ts';
+import {
+  decideEngine,
+  reusedStep,
+  runEngineStep,
+  type EngineStepDeps,
+  type StepMetrics,
+} from './engine-step.ts';
 import { validatedBytesRead } from './validated-bytes.ts';
 
 export interface LoadStageDeps extends EngineStepDeps {
@@ -82,6 +88,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     const resultAt = loadResultKey(source.name, input.dt, input.run);
 
     let reused = true;
+    let step: StepMetrics | undefined;
     if (!(await deps.lake.exists(resultAt))) {
       reused = false;
       // The tables exactly as the transform split them, even if the sources file changed since.
@@ -106,7 +113,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
       const bytes = await validatedBytesRead(deps.lake, split, manifest);
       const choice = await decideEngine(deps, ctx, source, bytes);
-      await runEngineStep(deps, ctx, choice, {
+      step = await runEngineStep(deps, ctx, choice, {
         job: 'load_warehouse',
         name: stepName(ctx.run.id, ctx.job.id, 'load_warehouse'),
         specKey,
@@ -117,7 +124,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         ],
         outputs: [resultAt],
       });
-    }
+    } else step = reusedStep(ctx.job);
     const result = await readJson<LoadResult>(deps.lake, resultAt);
     if (result.runId !== input.run) {
       throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${input.run}`);
@@ -154,6 +161,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         reused,
         ...(input.run === ctx.run.id ? {} : { replayOf: input.run }),
         warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
+        ...(step ? { step } : {}),
       },
     };
   };

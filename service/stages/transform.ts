@@ -14,7 +14,7 @@ import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import { stageInput } from './stage-input.ts';
-import { decideEngine, runEngineStep, type EngineStepDeps } from './engine-step.ts';
+import { decideEngine, reusedStep, runEngineStep, type EngineStepDeps } from './engine-step.ts';
 import { bytesOf } from './validated-bytes.ts';
 
 export interface TransformStageDeps extends EngineStepDeps {
@@ -49,6 +49,7 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
 
     let manifest = await committedTransform(deps.lake, manifestAt, validated.records);
     const reused = manifest !== undefined;
+    let step = reused ? reusedStep(ctx.job) : undefined;
     if (!manifest) {
       const spec: TransformSpec = {
         version: 1,
@@ -66,7 +67,7 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'split_tables');
       await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
       const choice = await decideEngine(deps, ctx, source, bytesOf(validated.files));
-      await runEngineStep(deps, ctx, choice, {
+      step = await runEngineStep(deps, ctx, choice, {
         job: 'split_tables',
         name: stepName(ctx.run.id, ctx.job.id, 'split_tables'),
         specKey,
@@ -106,6 +107,7 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
         tables: Object.fromEntries(Object.entries(manifest.tables).map(([t, v]) => [t, v.rows])),
         manifest: deps.lake.uri(manifestAt),
         reused,
+        ...(step ? { step } : {}),
       },
       // The seed's state control: what the load will do, recorded before it starts.
       nextParams: {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { WAREHOUSE_PASSWORD_ENV, type SparkJob } from '../../contract/steps.ts';
+import { STEP_EXIT_PERMANENT, WAREHOUSE_PASSWORD_ENV, type SparkJob } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { Logger } from '../observability/logger.ts';
 import { stageIn, stageOut } from './lake-staging.ts';
@@ -264,14 +264,17 @@ export class ProcessStepRunner implements StepRunner {
     const log = createWriteStream(logs, { flags: 'a' });
     log.on('error', (error) => this.#logger.warn({ err: error, logs }, 'could not write a step’s log'));
     log.write(`==== ${new Date().toISOString()} ${handle.stepId} ${request.name}\n`);
-    const tail = new Tail();
-    // Both streams: spark-submit's JVM logs to stderr, but it relays the Python driver's stderr on its stdout.
-    const record = (chunk: Buffer): void => {
-      log.write(chunk);
-      tail.push(chunk);
-    };
-    child.stdout.on('data', record);
-    child.stderr.on('data', record);
+    // Both streams, each with its own tail: spark-submit's JVM logs to stderr, but it relays the Python driver's
+    // stderr on its stdout, and a chunk of one stream may end mid-line (see failureMessage).
+    const tails = { stdout: new Tail(), stderr: new Tail() };
+    const record =
+      (tail: Tail) =>
+      (chunk: Buffer): void => {
+        log.write(chunk);
+        tail.push(chunk);
+      };
+    child.stdout.on('data', record(tails.stdout));
+    child.stderr.on('data', record(tails.stderr));
     await this.#pids.write(request.name, pid);
 
     let killing: Promise<void> | undefined;
@@ -294,8 +297,10 @@ export class ProcessStepRunner implements StepRunner {
       if (exit.code === 0) status = { state: 'COMPLETED', logs };
       else if (killing) status = { state: 'CANCELLED', logs };
       else {
-        const message = failureMessage(tail.text, request.job, exit, this.#program.tool);
-        status = { state: 'FAILED', reason: this.#program.failedReason, message, logs };
+        const output = [tails.stdout.text, tails.stderr.text];
+        const message = failureMessage(output, request.job, exit, this.#program.tool);
+        const retryable = exit.code !== STEP_EXIT_PERMANENT;
+        status = { state: 'FAILED', reason: this.#program.failedReason, message, logs, retryable };
       }
       this.#running.delete(pid);
       this.#remember(handle.stepId, status);

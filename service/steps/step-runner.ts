@@ -34,6 +34,12 @@ export interface StepStatus {
   reason?: string;
   message?: string;
   logs?: string;
+  /**
+   * On FAILED: false when the step said it will fail the same way until its spec, its data or the warehouse
+   * changes (a local step's exit code STEP_EXIT_PERMANENT, contract/steps.ts); the job then fails without a retry. EMR does
+   * not tell a step's exit code, so an EMR step's failure is always retried.
+   */
+  retryable?: boolean;
 }
 
 export interface RunStepOptions {
@@ -107,6 +113,16 @@ export interface LiveCluster {
 export interface LiveWork {
   steps: LiveStep[];
   clusters: LiveCluster[];
+}
+
+/**
+ * A step's failure message naming its job exactly once, `<job>: <why>`. The job's own line on stderr already starts
+ * with its name, and so may a message a runner passes on (EMR's FailureDetails): every leading `<job>:` goes first.
+ */
+export function namedOnce(job: SparkJob, message: string): string {
+  // Job names are plain identifiers (SPARK_JOBS): nothing in them needs escaping.
+  const prefixes = new RegExp(`^(?:${job}:\\s*)+`);
+  return `${job}: ${message.trim().replace(prefixes, '')}`;
 }
 
 /** `afluente run=<runId> job=<jobId> <job>`: unique per job, stable across worker restarts and attempts. */

@@ -4,7 +4,8 @@
         [--step-name <name>] [--memory-limit 512MB] [--threads N] [--temp-dir <folder>]
 
 As the Spark mains (afluente_spark/cli.py): exit code 0 and, as the last line on stdout, the manifest or
-LoadResult (one line of JSON); on failure exit code 1 and, as the last line on stderr, `<job>: <reason>`.
+LoadResult (one line of JSON); on failure exit code 1, or 2 when a retry would fail the same way
+(afluente_spark/errors.py), and, as the last line on stderr, `<job>: <reason>`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from afluente_spark.errors import StepError, one_line
+from afluente_spark.errors import EXIT_FAILED, SpecError, StepError, exit_code, one_line
 
 JOBS = ("split_tables", "load_warehouse")
 
@@ -36,6 +37,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     failure: Optional[str] = None
+    code = EXIT_FAILED
     try:
         from .lake import local_root
 
@@ -46,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except OSError as error:
             raise StepError(f"cannot read the spec {args.spec}: {error}") from None
         except ValueError as error:
-            raise StepError(f"the spec {args.spec} is not JSON: {error}") from None
+            raise SpecError(f"the spec {args.spec} is not JSON: {error}") from None
         options = {"memory_limit": args.memory_limit, "threads": args.threads, "temp_dir": args.temp_dir}
         if args.job == "split_tables":
             from .split_job import run_split
@@ -59,6 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(outcome, separators=(",", ":")), flush=True)
     except StepError as error:
         failure = str(error)
+        code = exit_code(error)
     except Exception as error:  # noqa: BLE001 - a bug still ends with the one-line reason
         traceback.print_exc()
         failure = f"{type(error).__name__}: {error}"
@@ -71,4 +74,4 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     sys.stderr.write(f"{args.job}: {one_line(failure)}\n")
     sys.stderr.flush()
-    return 1
+    return code

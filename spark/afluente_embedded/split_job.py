@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import duckdb
 
 from afluente_spark.diagnose import explain
-from afluente_spark.errors import StepError
+from afluente_spark.errors import DataError, StepError
 from afluente_spark.spec import Table, curated_manifest_key, curated_prefix, read_transform_spec, transform_manifest
 
 from .lake import FileLake
@@ -47,11 +47,11 @@ def _read_records(connection: duckdb.DuckDBPyConnection, plan: SplitPlan, inputs
         if found is None:
             raise StepError(f"reading the validated records failed: {error}") from None
         reason = explain(_line_of(connection, found[1]), plan.tables) or str(error)
-        raise StepError(f"part {inputs[found[0]]} line {found[2]}: {reason}") from None
+        raise DataError(f"part {inputs[found[0]]} line {found[2]}: {reason}") from None
     bad = _first(connection, RECORDS, "afl_bad")
     if bad is not None:
         reason = explain(_line_of(connection, bad[1]), plan.tables)
-        raise StepError(f"part {inputs[bad[0]]} line {bad[2]}: "
+        raise DataError(f"part {inputs[bad[0]]} line {bad[2]}: "
                         f"{reason or 'a value does not fit its column type'}")
 
 
@@ -106,7 +106,7 @@ def run_split(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_l
         null_key = _first(connection, RECORDS, plan.null_key())
         if null_key is not None:
             keys = ", ".join(tables.parent.key)
-            raise StepError(f"part {inputs[null_key[0]]} line {null_key[2]}: a record has no value for the key "
+            raise DataError(f"part {inputs[null_key[0]]} line {null_key[2]}: a record has no value for the key "
                             f"of table {tables.parent.name} ({keys})")
         connection.execute(f"DROP TABLE {LINES}")
         if connection.execute(plan.repeated_keys()).fetchone()[0]:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 
-from afluente_spark.errors import SpecError, StepError
+from afluente_spark.errors import SpecError, StepError, permanent_sqlstate
 
 #: Bytes per write of a COPY's data.
 COPY_CHUNK = 1024 * 1024
@@ -18,7 +18,11 @@ _DEFAULT_PORTS = {"postgresql": 5432, "redshift": 5439}
 
 
 class WarehouseError(StepError):
-    pass
+    """A statement the warehouse refused; permanent when its SQLSTATE says a retry fails the same way."""
+
+    @classmethod
+    def of(cls, what: str, error: psycopg.Error) -> "WarehouseError":
+        return cls(f"{what}: {_message(error)}", permanent=permanent_sqlstate(error.sqlstate))
 
 
 def connection_args(jdbc_url: str, dialect: str) -> dict:
@@ -49,8 +53,8 @@ class Warehouse:
             self.connection = psycopg.connect(**args, user=user, password=password, autocommit=True,
                                               application_name="afluente embedded load")
         except psycopg.Error as error:
-            raise WarehouseError(f"cannot connect to the warehouse at {args['host']}:{args['port']}/{args['dbname']}: "
-                                 f"{_message(error)}") from None
+            raise WarehouseError.of(f"cannot connect to the warehouse at {args['host']}:{args['port']}/{args['dbname']}",
+                                    error) from None
 
     def execute(self, sql: str, label: str) -> int:
         try:
@@ -58,7 +62,7 @@ class Warehouse:
                 cursor.execute(sql)
                 return max(cursor.rowcount, 0)
         except psycopg.Error as error:
-            raise WarehouseError(f"{label} failed: {_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
 
     def query(self, sql: str, label: str) -> List[Tuple[Any, ...]]:
         try:
@@ -66,7 +70,7 @@ class Warehouse:
                 cursor.execute(sql)
                 return list(cursor.fetchall())
         except psycopg.Error as error:
-            raise WarehouseError(f"{label} failed: {_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
 
     def copy_in(self, statement: str, path: str, label: str) -> None:
         """Streams a file through `COPY … FROM STDIN`."""
@@ -78,7 +82,7 @@ class Warehouse:
                         break
                     copy.write(chunk)
         except psycopg.Error as error:
-            raise WarehouseError(f"{label} failed: {_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
 
     def set_autocommit(self, on: bool) -> None:
         self.connection.autocommit = on
@@ -87,7 +91,7 @@ class Warehouse:
         try:
             self.connection.commit()
         except psycopg.Error as error:
-            raise WarehouseError(f"commit failed: {_message(error)}") from None
+            raise WarehouseError.of("commit failed", error) from None
 
     def rollback(self) -> None:
         try:

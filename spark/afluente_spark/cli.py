@@ -3,7 +3,8 @@
     spark-submit … split_tables.py --spec <uri> [--lake-root <uri>]
 
 Exit code 0 and, as the last line on stdout, the manifest or LoadResult (one line of JSON) on success; on failure
-exit code 1 and, as the last line on stderr, `<job>: <reason>`.
+exit code 1, or 2 when a retry would fail the same way (errors.py), and, as the last line on stderr,
+`<job>: <reason>`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from .errors import StepError, java_message, one_line
+from .errors import EXIT_FAILED, SpecError, StepError, exit_code, java_message, one_line
 
 Runner = Callable[[Any, Mapping[str, Any], Optional[str]], Dict[str, Any]]
 
@@ -36,6 +37,7 @@ def main(job: str, run: Runner, argv: Optional[List[str]] = None) -> int:
     spark = None
     jvm = None
     failure: Optional[str] = None
+    code = EXIT_FAILED
     try:
         spark = SparkSession.builder.appName(f"afluente {job}").getOrCreate()
         jvm = spark.sparkContext._jvm
@@ -45,11 +47,12 @@ def main(job: str, run: Runner, argv: Optional[List[str]] = None) -> int:
         except Py4JJavaError as error:
             raise StepError(f"cannot read the spec {args.spec}: {java_message(error)}") from None
         except ValueError as error:
-            raise StepError(f"the spec {args.spec} is not JSON: {error}") from None
+            raise SpecError(f"the spec {args.spec} is not JSON: {error}") from None
         outcome = run(spark, spec, args.lake_root)
         print(json.dumps(outcome, separators=(",", ":")), flush=True)
     except StepError as error:
         failure = str(error)
+        code = exit_code(error)
     except Py4JJavaError as error:
         traceback.print_exc()
         failure = java_message(error)
@@ -65,7 +68,7 @@ def main(job: str, run: Runner, argv: Optional[List[str]] = None) -> int:
     if failure is None:
         return 0
     report(f"{job}: {one_line(failure)}", jvm)
-    return 1
+    return code
 
 
 def report(line: str, jvm: Any) -> None:

@@ -6,13 +6,17 @@ from typing import Any, Dict, List, Optional, Tuple
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
-from .errors import StepError, java_message
+from .errors import StepError, java_message, java_sqlstate, permanent_sqlstate
 
 DRIVERS = {"postgres": "org.postgresql.Driver", "redshift": "com.amazon.redshift.jdbc42.Driver"}
 
 
 class WarehouseError(StepError):
-    pass
+    """A statement the warehouse refused; permanent when its SQLSTATE says a retry fails the same way."""
+
+    @classmethod
+    def of(cls, what: str, error: BaseException) -> "WarehouseError":
+        return cls(f"{what}: {java_message(error)}", permanent=permanent_sqlstate(java_sqlstate(error)))
 
 
 def with_param(url: str, name: str, value: str) -> str:
@@ -50,7 +54,7 @@ class Warehouse:
             jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(driver)
             self._conn: Any = jvm.java.sql.DriverManager.getConnection(url, properties)
         except Py4JJavaError as error:
-            raise WarehouseError(f"cannot connect to {url} as {user or '(no user)'}: {java_message(error)}") from None
+            raise WarehouseError.of(f"cannot connect to {url} as {user or '(no user)'}", error) from None
 
     def execute(self, sql: str, label: str) -> int:
         """Runs one statement; returns its update count (rows inserted or deleted; 0 for DDL)."""
@@ -59,7 +63,7 @@ class Warehouse:
             statement.execute(sql)
             return max(int(statement.getUpdateCount()), 0)
         except Py4JJavaError as error:
-            raise WarehouseError(f"{label} failed: {java_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
         finally:
             statement.close()
 
@@ -73,7 +77,7 @@ class Warehouse:
                 rows.append(tuple(result.getString(i + 1) for i in range(width)))
             return rows
         except Py4JJavaError as error:
-            raise WarehouseError(f"{label} failed: {java_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
         finally:
             statement.close()
 
@@ -89,7 +93,7 @@ class Warehouse:
             finally:
                 stream.close()
         except Py4JJavaError as error:
-            raise WarehouseError(f"{label} failed: {java_message(error)}") from None
+            raise WarehouseError.of(f"{label} failed", error) from None
 
     def set_autocommit(self, on: bool) -> None:
         self._conn.setAutoCommit(on)
@@ -98,7 +102,7 @@ class Warehouse:
         try:
             self._conn.commit()
         except Py4JJavaError as error:
-            raise WarehouseError(f"commit failed: {java_message(error)}") from None
+            raise WarehouseError.of("commit failed", error) from None
 
     def rollback(self) -> None:
         """Never raises: it runs while another error is on its way up."""

@@ -156,7 +156,7 @@ def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: Warehouse
                 try:
                     _fill_postgres(spark, sql, table, uris, url, user, password)
                 except Py4JJavaError as error:
-                    raise WarehouseError(f"filling the staging table of {table.name} failed: {java_message(error)}") from None
+                    raise WarehouseError.of(f"filling the staging table of {table.name} failed", error) from None
             else:
                 assert role_arn is not None
                 prefix = str(entry["prefix"])

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from . import split
 from .diagnose import explain
-from .errors import StepError, java_message
+from .errors import DataError, StepError, java_message
 from .lake import Lake, join
 from .spec import curated_manifest_key, curated_prefix, read_transform_spec, transform_manifest
 from .split import FILE, LINE, POS, SplitPlan
@@ -81,7 +81,7 @@ def _parse_failure(lines: DataFrame, plan: SplitPlan, inputs: List[str], error: 
         return StepError(f"reading the validated records failed: {detail}")
     key, line, row = found
     reason = explain(row[LINE], plan.tables) or detail
-    return StepError(f"part {key} line {line}: {reason}")
+    return DataError(f"part {key} line {line}: {reason}")
 
 
 #: Below this many rows a table is one file; above it, at least one file per core, so every core encodes.
@@ -143,7 +143,7 @@ def run_split(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[
             found = _locate(lines, split.parse_records(lines, plan).filter(split.null_key_condition(plan)), inputs)
             where = f"part {found[0]} line {found[1]}: " if found else ""
             keys = ", ".join(tables.parent.key)
-            raise StepError(f"{where}a record has no value for the key of table {tables.parent.name} ({keys})")
+            raise DataError(f"{where}a record has no value for the key of table {tables.parent.name} ({keys})")
 
         winning = split.winners(ranked)
         parent = tables.parent

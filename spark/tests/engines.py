@@ -118,6 +118,8 @@ def _same_failure(ours: Optional[StepError], theirs: Optional[StepError], compar
         return
     assert ours is not None, f"spark failed but the embedded engine did not: {theirs}"
     assert theirs is not None, f"the embedded engine failed but spark did not: {ours}"
+    # Whether a retry can help is the service's to act on: both engines must say the same.
+    assert ours.permanent == theirs.permanent, f"permanent: embedded {ours.permanent}, spark {theirs.permanent}"
     if compare_messages:
         assert str(ours) == str(theirs), f"the engines fail differently:\n embedded: {ours}\n spark:    {theirs}"
     else:

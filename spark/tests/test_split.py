@@ -201,6 +201,8 @@ def test_a_wrong_typed_value_fails_with_the_part_line_and_column(spark, engine, 
     message = str(failure.value)
     assert message.startswith(f"part validated/source={SOURCE}/dt={DT}/run=1/part-00000-00001.ndjson.gz line 3: ")
     assert 'column orders.total is decimal(12,2), but total is "lots"' in message
+    # The same data fails the same way: the service does not retry it.
+    assert failure.value.permanent
     assert not lake.file(manifest_key(1)).exists()
 
 
@@ -214,8 +216,10 @@ def test_a_wrong_typed_child_value_names_the_element(spark, engine, lake):
 
 def test_a_wrong_record_count_fails_naming_both_numbers(spark, engine, lake):
     inputs = lake.parts(1, [[order(1), order(2)]])
-    with pytest.raises(StepError, match=r"^read 2 records from 1 part, but the spec says 3$"):
+    with pytest.raises(StepError, match=r"^read 2 records from 1 part, but the spec says 3$") as failure:
         engine.run_split(transform_spec(lake, 1, inputs, 3))
+    # Not known to be the data's fault: retryable.
+    assert not failure.value.permanent
     assert not lake.file(manifest_key(1)).exists()
 
 

@@ -13,6 +13,10 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 const auth = { authorization: `Bearer ${TOKEN}` };
+interface OpenApiOperation {
+  security?: unknown[];
+  responses: Record<string, unknown>;
+}
 const api = () => request(t.app.server);
 const countRuns = () => t.app.orm.em.fork().count(Run, {});
 
@@ -319,6 +323,32 @@ describe('the HTTP surface', () => {
     expect(res.body.message).toBe('route GET /nope not found');
   });
 
+  it('answers a path parameter over the router limit with a 414 in the API error shape', async () => {
+    const res = await api()
+      .get(`/sources/${'s'.repeat(101)}`)
+      .set(auth)
+      .set('x-request-id', 'long-1');
+    expect(res.status).toBe(414);
+    expect(res.headers['x-request-id']).toBe('long-1');
+    expect(res.body).toEqual({
+      statusCode: 414,
+      error: 'URI Too Long',
+      message: 'a path parameter is longer than 100 characters, the most the API accepts',
+      requestId: 'long-1',
+    });
+  });
+
+  it('answers a path that does not decode with a 400 in the API error shape', async () => {
+    const res = await api().get('/sources/%E0%A4%A').set(auth);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'the URL path /sources/%E0%A4%A is not valid percent-encoding',
+      requestId: res.headers['x-request-id'],
+    });
+  });
+
   it('serves an OpenAPI document generated from the route schemas, and Swagger UI at /docs', async () => {
     const doc = await api().get('/docs/json');
     expect(doc.status).toBe(200);
@@ -339,6 +369,18 @@ describe('the HTTP surface', () => {
     ]);
     expect(doc.body.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer' });
     expect(doc.body.paths['/health/live'].get.security).toEqual([]);
+    // Every route behind the token documents its 401, and the rate limit's 429 (health is neither).
+    const authed = Object.entries(doc.body.paths as Record<string, Record<string, OpenApiOperation>>)
+      .flatMap(([path, operations]) =>
+        Object.entries(operations).map(([method, op]) => ({ path, method, op })),
+      )
+      .filter(({ op }) => op.security === undefined || op.security.length > 0);
+    expect(authed.map(({ path }) => path)).toContain('/metrics');
+    for (const { path, method, op } of authed)
+      expect(Object.keys(op.responses), `${method.toUpperCase()} ${path}`).toEqual(
+        expect.arrayContaining(['401', '429']),
+      );
+    expect(doc.body.paths['/metrics'].get.responses['200'].content).toHaveProperty('text/plain');
     const ui = await api().get('/docs/').redirects(1);
     expect(ui.status).toBe(200);
     expect(ui.text).toContain('swagger');

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { METRIC } from '../../contract/metrics.ts';
+import { startDemoApi } from '../../demo/source-api/server.ts';
 import { countMetric } from '../../lambdas/common/metrics.ts';
+import { handler } from '../../lambdas/ingest/handler.ts';
 import { GaugeSampler } from '../../service/observability/gauge-sampler.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { demoConfig, PAGINATIONS, request, tempLake } from '../support/ingest.ts';
 import { waitFor } from '../support/wait.ts';
 
 // aws-embedded-metrics writes EMF documents to stdout (console.log) in its Local environment, which is what
@@ -102,6 +105,27 @@ describe('CloudWatch EMF', () => {
     expect(doc).toMatchObject({ Stage: 'load', StepsFailed: 1 });
     expect(doc?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([[], ['Stage']]);
     expect(documents(METRIC.stepsFailed)).toHaveLength(1);
+  });
+
+  it('emits the page requests an ingest invocation retried', async () => {
+    const api = await startDemoApi({ records: 10, pageSize: 5 });
+    api.setFaults({ serverErrors: { pages: [1], status: 503, times: 2 } });
+    const before = process.env.AFLUENTE_METRICS_EMF;
+    // The handler reads the flag from its environment, as on Lambda.
+    process.env.AFLUENTE_METRICS_EMF = 'true';
+    try {
+      const lake = await tempLake();
+      const { pagination } = PAGINATIONS.page(5);
+      const config = await demoConfig(`${api.url}/orders`, pagination, { allowPrivateNetwork: true });
+      expect(await handler(request(config, lake))).toMatchObject({ kind: 'done', records: 10, retries: 2 });
+      const [doc] = await document(METRIC.pageRetries);
+      expect(doc).toMatchObject({ Source: 'demo', PageRetries: 2 });
+      expect(doc?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([[], ['Source']]);
+    } finally {
+      if (before === undefined) delete process.env.AFLUENTE_METRICS_EMF;
+      else process.env.AFLUENTE_METRICS_EMF = before;
+      await api.close();
+    }
   });
 
   it("emits the Lambdas' record counts only when AFLUENTE_METRICS_EMF is true", async () => {

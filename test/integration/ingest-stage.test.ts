@@ -123,7 +123,17 @@ describe('the ingest stage', () => {
     expect(done.status).toBe('COMPLETED');
     expect(done.fetched).toBe(RECORDS);
     const ingest = await em(t).findOneOrFail(Job, { run: run.id, stage: 'ingest' });
-    expect(ingest.metrics).toMatchObject({ invocations: 3, pages: 3 });
+    expect(ingest.metrics).toMatchObject({ invocations: 3, pages: 3, retries: 0 });
+  });
+
+  it('counts the page requests it retried on the job, across invocations', async () => {
+    api.setFaults({ serverErrors: { pages: [1, 2], status: 503, times: 1 } });
+    const t = await start({ AFLUENTE_INGEST_TIME_LIMIT_MS: '1', AFLUENTE_INGEST_SAFETY_MARGIN_MS: '0' });
+    const { run } = await t.app.runs.create({ source: 'demo' });
+    const done = await finishedRun(t, run.id);
+    expect(done).toMatchObject({ status: 'COMPLETED', fetched: RECORDS });
+    const ingest = await em(t).findOneOrFail(Job, { run: run.id, stage: 'ingest' });
+    expect(ingest.metrics).toMatchObject({ invocations: 3, pages: 3, retries: 2 });
   });
 
   it('fails the run on a 401 with the status, the URL and the attempt', async () => {

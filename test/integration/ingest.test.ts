@@ -3,7 +3,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runIngest } from '../../lambdas/ingest/ingest.ts';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
+import type { SourceConfig } from '../../contract/source-config.ts';
 import {
+  captureLog,
   demoConfig,
   ingestAll,
   limits,
@@ -138,32 +140,85 @@ describe('faults from the source', () => {
     faults: Parameters<DemoApi['setFaults']>[0],
     kind: keyof typeof PAGINATIONS = 'page',
     overrides = {},
+    extra: Partial<SourceConfig> = {},
+    env: Record<string, string> = {},
   ) {
     api.setFaults(faults);
     api.resetStats();
     const { path, pagination } = PAGINATIONS[kind](500);
     const lake = await tempLake();
-    const config = await demoConfig(`${api.url}${path}`, pagination, { allowPrivateNetwork: true });
-    const { result } = await ingestAll(request(config, lake, { limits: limits(overrides) }), lake);
-    return { result, lake, stats: api.stats() };
+    const config = await demoConfig(`${api.url}${path}`, pagination, { allowPrivateNetwork: true, ...extra });
+    const log = captureLog();
+    const { result } = await ingestAll(request(config, lake, { limits: limits(overrides) }), lake, log, env);
+    return { result, lake, stats: api.stats(), log };
   }
 
   it.each(['seconds', 'date'] as const)(
-    'waits out a 429 with Retry-After as %s and then gets every record',
+    'waits out a 429 with Retry-After as %s and then gets every record, counting and logging the retry',
     async (retryAfter) => {
       const started = Date.now();
-      const { result, stats } = await withFaults({ rateLimit: { pages: [2], retryAfter, seconds: 1 } });
-      expect(result).toMatchObject({ kind: 'done', records: RECORDS });
+      const { result, stats, lake, log } = await withFaults({
+        rateLimit: { pages: [2], retryAfter, seconds: 1 },
+      });
+      expect(result).toMatchObject({ kind: 'done', records: RECORDS, retries: 1 });
       expect(stats.byStatus['429']).toBe(1);
       // An HTTP-date has one-second resolution, so it may ask for a little less than a full second.
       expect(Date.now() - started).toBeGreaterThanOrEqual(retryAfter === 'seconds' ? 1000 : 1);
+      expect((await readManifest(lake)).retries).toBe(1);
+      const url = `${api.url}/orders?page=2&per_page=500`;
+      expect(log.lines).toEqual([
+        {
+          level: 'warn',
+          fields: expect.objectContaining({
+            source: 'demo',
+            runId: 7,
+            url,
+            status: 429,
+            retry: 1,
+            maxRetries: 4,
+          }),
+          message: expect.stringMatching(/^source "demo" page 2: HTTP 429; retry 1 of 4 in \d+ ms$/),
+        },
+      ]);
+      const waited = log.lines[0]?.fields.waitMs as number;
+      expect(waited).toBeGreaterThan(retryAfter === 'seconds' ? 999 : 0);
+      expect(log.lines[0]?.message).toContain(`in ${waited} ms`);
     },
   );
 
-  it.each([500, 503] as const)('retries a burst of %i responses', async (status) => {
-    const { result, stats } = await withFaults({ serverErrors: { pages: [1, 3], status, times: 3 } });
-    expect(result).toMatchObject({ kind: 'done', records: RECORDS });
+  it.each([500, 503] as const)('retries a burst of %i responses, counting every retry', async (status) => {
+    const { result, stats, lake, log } = await withFaults({
+      serverErrors: { pages: [1, 3], status, times: 3 },
+    });
+    expect(result).toMatchObject({ kind: 'done', records: RECORDS, retries: 6 });
     expect(stats.byStatus[String(status)]).toBe(6);
+    expect((await readManifest(lake)).retries).toBe(6);
+    expect(log.lines.map((l) => l.fields.status)).toEqual(Array(6).fill(status));
+  });
+
+  it('counts retries across invocations, logs them without credentials, and counts them on a failure too', async () => {
+    const auth = { kind: 'apiKey', in: 'query', name: 'api_key', valueEnv: 'K' } as const;
+    const env = { K: 'very-secret-key' };
+    // A zero time budget: one page an invocation, so the count travels in the continuations.
+    const split = await withFaults(
+      { serverErrors: { pages: [1, 3], status: 503, times: 1 } },
+      'page',
+      { timeLimitMs: 0 },
+      { auth },
+      env,
+    );
+    expect(split.result).toMatchObject({ kind: 'done', records: RECORDS, retries: 2 });
+    expect(JSON.stringify(split.log.lines)).not.toContain('very-secret-key');
+    expect(split.log.lines.map((l) => l.fields.url)).toEqual([
+      `${api.url}/orders?api_key=***&page=1&per_page=500`,
+      `${api.url}/orders?api_key=***&page=3&per_page=500`,
+    ]);
+
+    const failed = await withFaults({ serverErrors: { pages: [2], status: 503, times: 9 } }, 'page', {
+      maxRetries: 2,
+    });
+    expect(failed.result).toMatchObject({ kind: 'failed', retries: 2, error: { reason: 'http_503' } });
+    expect(failed.log.lines).toHaveLength(2);
   });
 
   it('gives up on a burst longer than its retries, with the status and the URL', async () => {
@@ -203,9 +258,15 @@ describe('faults from the source', () => {
     const healed = await withFaults({ notJson: { pages: [2], times: 1 } });
     expect(healed.result).toMatchObject({ kind: 'done', records: RECORDS });
     const broken = await withFaults({ notJson: { pages: [2], times: 10 } }, 'page', { maxRetries: 1 });
-    expect(broken.result).toMatchObject({ kind: 'failed', error: { retryable: true } });
+    const url = `${api.url}/orders?page=2&per_page=500`;
+    expect(broken.result).toMatchObject({
+      kind: 'failed',
+      error: { reason: 'not_json', retryable: true, url },
+    });
     if (broken.result.kind !== 'failed') throw new Error('unreachable');
-    expect(broken.result.error.message).toMatch(/page 2: .* the body is not JSON/);
+    expect(broken.result.error.message).toContain(
+      `page 2: GET ${url} still failing after 1 retries: the body is not JSON (content-type application/json;`,
+    );
   });
 
   it('stops a cursor loop instead of looping or storing duplicates', async () => {
@@ -234,6 +295,7 @@ describe('faults from the source', () => {
         httpStatus: 401,
         url: `${api.url}/orders?page=1&per_page=500`,
       },
+      retries: 0,
     });
     expect(stats.requests).toBe(1);
   });
@@ -274,6 +336,16 @@ describe('auth and the network guard', () => {
   beforeAll(async () => {
     echo = createServer((req, res) => {
       seen.push({ headers: req.headers, url: req.url ?? '' });
+      if (req.url?.startsWith('/bad-gzip')) {
+        res
+          .writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+          .end('{"not": "gzip"}');
+        return;
+      }
+      if (req.url?.startsWith('/html')) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html>Sign in</html>');
+        return;
+      }
       if (req.url?.startsWith('/redirect')) {
         res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
         return;
@@ -339,6 +411,29 @@ describe('auth and the network guard', () => {
     expect(JSON.stringify(result)).not.toContain('very-secret-key');
     expect(result).toMatchObject({ kind: 'failed', error: { url: `${api.url}/orders?api_key=***` } });
     api.setFaults({});
+  });
+
+  it('names an HTML page as not JSON, with its content type and the URL without its API key', async () => {
+    const result = await once(
+      { kind: 'apiKey', in: 'query', name: 'api_key', valueEnv: 'K' },
+      { K: 'very-secret-key' },
+      `${echoUrl}/html`,
+    );
+    expect(JSON.stringify(result)).not.toContain('very-secret-key');
+    const url = `${echoUrl}/html?api_key=***`;
+    expect(result).toMatchObject({ kind: 'failed', error: { reason: 'not_json', url } });
+    if (result.kind !== 'failed') throw new Error('unreachable');
+    expect(result.error.message).toMatch(
+      /^source "demo" page 1: GET \S+ still failing after 4 retries: the body is not JSON \(content-type text\/html; charset=utf-8; .*\): "<html>Sign in<\/html>"$/,
+    );
+    expect(result.error.message).toContain(`GET ${url} `);
+  });
+
+  it('names a body that does not decompress a bad response, not a network error', async () => {
+    const result = await once({ kind: 'none' }, {}, `${echoUrl}/bad-gzip`);
+    expect(result).toMatchObject({ kind: 'failed', error: { reason: 'bad_response', retryable: true } });
+    if (result.kind !== 'failed') throw new Error('unreachable');
+    expect(result.error.message).toContain('the body could not be decompressed');
   });
 
   it('refuses loopback unless the source allows private networks', async () => {

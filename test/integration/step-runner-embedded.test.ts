@@ -173,10 +173,26 @@ describe('EmbeddedStepRunner on the real engine', () => {
       reason: 'embedded_failed',
       message: `split_tables: read ${ORDERS} records from 1 part, but the spec says ${ORDERS + 1}`,
       logs: handle?.logs,
+      retryable: true,
     });
     expect(await readFile(handle!.logs!, 'utf8')).not.toContain(PASSWORD);
     expect(await runner.status(handle!)).toEqual(status);
     expect(await lake.exists(curatedManifestKey('demo', DT, 2))).toBe(false);
+    await runner.close();
+  }, 60_000);
+
+  it('says when a retry would fail the same way: a bad spec', async () => {
+    const { lake } = await fileLake('lake-real-permanent');
+    const runner = openEmbeddedRunner(configWith('spark'), lake, logger);
+    const req = await splitOf(lake, 4);
+    await lake.put(req.specKey, JSON.stringify({ version: 1, job: 'split_tables' }));
+
+    expect(await runner.run(req, idle())).toMatchObject({
+      state: 'FAILED',
+      reason: 'embedded_failed',
+      message: "split_tables: the transform spec has no 'runId'",
+      retryable: false,
+    });
     await runner.close();
   }, 60_000);
 

@@ -95,6 +95,17 @@ describe('which line of stderr explains a failed step', () => {
       '26/01/31 10:00:01 ERROR SparkContext: Error initializing SparkContext.',
     );
     expect(failureMessage('x'.repeat(5000), 'split_tables', exit)).toHaveLength(1000);
+    // Each stream is cut into lines on its own: a partial line on stdout does not hide the job's line on stderr.
+    const streams = ['relayed driver output that stops mid-line', 'split_tables: boom\nTraceback noise\n'];
+    expect(failureMessage(streams, 'split_tables', exit)).toBe('split_tables: boom');
+    // Nor does one that the job's line runs into on the same stream (spark-submit relays the driver's output).
+    expect(
+      failureMessage('relayed output that stops mid-linesplit_tables: boom\n', 'split_tables', exit),
+    ).toBe('split_tables: boom');
+    // A progress bar's redraws are lines too.
+    expect(failureMessage('[====>    ] 40%\rsplit_tables: boom\n', 'split_tables', exit)).toBe(
+      'split_tables: boom',
+    );
   });
 });
 
@@ -123,10 +134,12 @@ describe('LocalStepRunner', () => {
       reason: 'spark_failed',
       message: 'split_tables: boom (run 1 asked to fail)',
       logs,
+      retryable: true,
     });
     expect(submitted).toEqual([{ stepId: expect.stringMatching(/^local:\d+$/), logs }]);
     const log = await readFile(logs, 'utf8');
     expect(log).toContain('some noise before the error');
+    expect(log).toContain('relayed driver output that stops mid-line');
     expect(log).toContain('Traceback noise after it');
     expect(log).not.toContain(PASSWORD);
     expect(await runner.status(submitted[0]!)).toEqual(status);

@@ -5,6 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import type { IngestLimits, IngestManifest, IngestRequest, IngestResult } from '../../contract/ingest.ts';
 import { manifestKey, runPrefix } from '../../contract/lake-layout.ts';
 import type { Pagination, SourceConfig } from '../../contract/source-config.ts';
+import type { LambdaLog } from '../../lambdas/common/log.ts';
 import { runIngest } from '../../lambdas/ingest/ingest.ts';
 import { loadSources } from '../../service/config/sources.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
@@ -94,14 +95,30 @@ export function request(
   };
 }
 
+/** What the ingest logged, line by line; nothing reaches the test's output. */
+export interface CapturedLog extends LambdaLog {
+  lines: { level: 'info' | 'warn'; fields: Record<string, unknown>; message: string }[];
+}
+
+export function captureLog(): CapturedLog {
+  const lines: CapturedLog['lines'] = [];
+  return {
+    lines,
+    info: (fields, message) => void lines.push({ level: 'info', fields, message }),
+    warn: (fields, message) => void lines.push({ level: 'warn', fields, message }),
+  };
+}
+
 /** Invokes ingest the way the worker does: again with each continuation until it is done or failed. */
 export async function ingestAll(
   req: IngestRequest,
   lake: Lake,
+  log: LambdaLog = captureLog(),
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ result: IngestResult; invocations: number }> {
   let current = req;
   for (let invocations = 1; ; invocations++) {
-    const result = await runIngest(current, { lake, env: {} });
+    const result = await runIngest(current, { lake, env, log });
     if (result.kind !== 'continue') return { result, invocations };
     current = { ...current, continuation: result.continuation };
   }

@@ -111,6 +111,15 @@ describe('config from AFLUENTE_* variables', () => {
     ]);
   });
 
+  it('leaves the CLI’s own AFLUENTE_URL and AFLUENTE_TOKEN alone, set in the same shell, but not a typo of them', () => {
+    const cli = { AFLUENTE_URL: 'http://127.0.0.1:8080', AFLUENTE_TOKEN: 'test-token-0123456789abcdef' };
+    expect(loadConfig({ ...TOKENS, ...cli }).auth.tokens).toHaveLength(1);
+    expect(problemsOf({ ...TOKENS, ...cli, AFLUENTE_TOKENS: 'x', AFLUENTE_URLS: 'y' })).toEqual([
+      'AFLUENTE_TOKENS is not a known setting (check the spelling; see README "Configuration")',
+      'AFLUENTE_URLS is not a known setting (check the spelling; see README "Configuration")',
+    ]);
+  });
+
   it('requires API tokens: auth is always on', () => {
     const [problem] = problemsOf({});
     expect(problem).toMatch(/^AFLUENTE_API_TOKENS must be set/);

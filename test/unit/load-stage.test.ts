@@ -16,7 +16,8 @@ import { loadSources, type LoadedSource } from '../../service/config/sources.ts'
 import { createLogger } from '../../service/observability/logger.ts';
 import type { StageContext } from '../../service/orchestration/stage-handler.ts';
 import { cursorColumn, loadStage } from '../../service/stages/load.ts';
-import type { StepRunner } from '../../service/steps/step-runner.ts';
+import { NonRetryableError, StageError } from '../../service/orchestration/stage-handler.ts';
+import type { RunStepOptions, StepRunner, StepStatus } from '../../service/steps/step-runner.ts';
 
 // The load stage around its Spark step: a stand-in runner reads the LoadSpec the stage wrote and writes the
 // LoadResult a step would, so the spec and the reconcile can be checked without Spark.
@@ -64,18 +65,26 @@ async function curatedRun(): Promise<Lake> {
   return lake;
 }
 
-/** Runs the stage; the step "writes" `result`. Returns the stage's outcome (or error) and the spec it sent. */
-async function runLoad(lake: Lake, result: Omit<LoadResult, 'version' | 'stage' | 'runId'>) {
+/**
+ * Runs the stage; the step (`local:4242`) "writes" `result` and ends as `status` says. Returns the stage's
+ * outcome (or error) and the spec it sent.
+ */
+async function runLoad(
+  lake: Lake,
+  result: Omit<LoadResult, 'version' | 'stage' | 'runId'>,
+  status: StepStatus = { state: 'COMPLETED' },
+) {
   const specs: LoadSpec[] = [];
   const runner = {
     kind: 'local',
-    run: async (request: { specKey: string }) => {
+    run: async (request: { specKey: string }, options: RunStepOptions) => {
+      await options.onSubmitted({ stepId: 'local:4242' });
       specs.push(JSON.parse((await lake.getBytes(request.specKey)).toString('utf8')) as LoadSpec);
       await lake.put(
         loadResultKey('demo', DT, RUN),
         json({ version: 1, stage: 'load', runId: RUN, ...result }),
       );
-      return { state: 'COMPLETED' };
+      return status;
     },
   } as unknown as StepRunner;
   const stage = loadStage({
@@ -95,7 +104,8 @@ async function runLoad(lake: Lake, result: Omit<LoadResult, 'version' | 'stage' 
   const ctx = {
     stage: 'load',
     run: { id: RUN, source: 'demo', createdAt: new Date(`${DT}T10:00:00Z`), clusterId: null },
-    job: { id: RUN * 10 + 1, params: null },
+    // What the reconciler recorded while the step ran.
+    job: { id: RUN * 10 + 1, params: null, metrics: { step: { id: 'local:4242', state: 'RUNNING' } } },
     signal: new AbortController().signal,
     logger: createLogger('silent'),
   } as unknown as StageContext<'load'>;
@@ -111,6 +121,79 @@ describe('the load stage', () => {
 
     expect(spec?.cursorColumn).toBe('updated_at');
     expect(outcome).toMatchObject({ rows, metrics: { rows, stale, alreadyLoaded: false, reused: false } });
+  });
+
+  it('records the step’s final state in the job’s metrics, over the RUNNING the reconciler saw', async () => {
+    const lake = await curatedRun();
+    const { outcome } = await runLoad(lake, { rows: CURATED, alreadyLoaded: false });
+    expect(outcome).toMatchObject({
+      metrics: { step: { id: 'local:4242', state: 'COMPLETED', checkedAt: expect.any(String) } },
+    });
+
+    // A redelivered job that finds its result committed reuses it: the earlier step did its work.
+    const again = await runLoad(lake, { rows: CURATED, alreadyLoaded: false });
+    expect(again.spec).toBeUndefined();
+    expect(again.outcome).toMatchObject({
+      metrics: { reused: true, step: { id: 'local:4242', state: 'COMPLETED' } },
+    });
+
+    await lake.delete([loadResultKey('demo', DT, RUN)]);
+    const failed = await runLoad(
+      lake,
+      { rows: CURATED, alreadyLoaded: false },
+      { state: 'FAILED', reason: 'spark_failed', message: 'load_warehouse: relation "x" does not exist' },
+    );
+    expect(failed.outcome).toBeInstanceOf(StageError);
+    expect((failed.outcome as StageError).partial).toMatchObject({
+      metrics: {
+        step: { id: 'local:4242', state: 'FAILED', message: 'load_warehouse: relation "x" does not exist' },
+      },
+    });
+  });
+
+  it('names the step once in a failed step’s error, whatever the runner passed on', async () => {
+    for (const message of [
+      'load_warehouse: relation "x" does not exist',
+      'load_warehouse: load_warehouse: relation "x" does not exist',
+      '  relation "x" does not exist\n',
+    ]) {
+      const { outcome } = await runLoad(
+        await curatedRun(),
+        { rows: CURATED, alreadyLoaded: false },
+        { state: 'FAILED', reason: 'emr_step_failed', message },
+      );
+      expect(outcome).toBeInstanceOf(StageError);
+      expect((outcome as StageError).message, message).toBe('load_warehouse: relation "x" does not exist');
+    }
+  });
+
+  it('fails the job at once when the step says a retry would fail the same way, and retries it otherwise', async () => {
+    const lake = await curatedRun();
+    const why = 'load_warehouse: insert into order_tags failed: null value in column "blocker"';
+    const permanent = await runLoad(
+      lake,
+      { rows: CURATED, alreadyLoaded: false },
+      { state: 'FAILED', reason: 'embedded_failed', message: why, retryable: false },
+    );
+    expect(permanent.outcome).toBeInstanceOf(NonRetryableError);
+    expect((permanent.outcome as NonRetryableError).message).toBe(
+      `${why} (not retried: it fails the same way until this is fixed)`,
+    );
+
+    await lake.delete([loadResultKey('demo', DT, RUN)]);
+    const transient = await runLoad(
+      lake,
+      { rows: CURATED, alreadyLoaded: false },
+      {
+        state: 'FAILED',
+        reason: 'embedded_failed',
+        message: 'load_warehouse: connection refused',
+        retryable: true,
+      },
+    );
+    expect(transient.outcome).toBeInstanceOf(StageError);
+    expect(transient.outcome).not.toBeInstanceOf(NonRetryableError);
+    expect((transient.outcome as StageError).message).toBe('load_warehouse: connection refused');
   });
 
   it('fails, naming the merged and the stale rows, when they do not add up to the curated rows', async () => {
