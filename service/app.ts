@@ -18,6 +18,7 @@ import type { Config } from './config/env.ts';
 import type { LoadedSources } from './config/sources.ts';
 import type { Logger } from './observability/logger.ts';
 import configPlugin from './plugins/config.ts';
+import dependenciesPlugin from './plugins/dependencies.ts';
 import lakePlugin from './plugins/lake.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import orchestrationPlugin, { type OrchestrationOptions } from './plugins/orchestration.ts';
@@ -72,6 +73,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(metricsPlugin);
   await app.register(ormPlugin);
   await app.register(redisPlugin);
+  await app.register(dependenciesPlugin);
   await app.register(lakePlugin);
   // Services.
   await app.register(orchestrationPlugin, {

@@ -116,18 +116,22 @@ export function frameworkErrors(maxParamLength: number): FastifyServerOptions['f
 
 /**
  * One error handler for the whole API: domain errors map to their status, a client's mistake stays a 4xx
- * with its message, and a 5xx hides its details from the client and logs them with the request id.
+ * with its message, and a 5xx hides its details from the client and logs them with the request id. A failure
+ * that a MySQL or Redis outage explains is a 503 naming the dependency: the client should retry, and the outage
+ * is logged once (`app.dependencies`), not once per request.
  */
 export function registerErrorHandling(app: FastifyInstance, { bodyLimit }: { bodyLimit: number }): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
     let statusCode: number;
     let message: string;
+    let unexpected = false;
     if (error.validation) {
       statusCode = 400;
       message = error.message;
     } else if (error instanceof DomainError) {
       statusCode = error.statusCode;
       message = error.message;
+      unexpected = statusCode === 500;
     } else if (error instanceof IllegalTransitionError) {
       statusCode = 409;
       message = error.message;
@@ -135,10 +139,19 @@ export function registerErrorHandling(app: FastifyInstance, { bodyLimit }: { bod
       statusCode = error.statusCode;
       message = clientErrorMessage(error, request.headers['content-type'], bodyLimit);
     } else {
-      statusCode = error.statusCode === 503 ? 503 : 500;
-      message = `internal error; quote request id ${request.id} to an operator`;
+      // The error handler is set before the plugins, so a failure while they register finds none.
+      const down = app.hasDecorator('dependencies') ? await app.dependencies.down() : [];
+      if (down.length > 0) {
+        request.log.debug({ err: error, down }, 'request failed: a dependency is down');
+        statusCode = 503;
+        message = app.dependencies.unavailable(down, 'retry later').message;
+      } else {
+        statusCode = error.statusCode === 503 ? 503 : 500;
+        message = `internal error; quote request id ${request.id} to an operator`;
+        unexpected = true;
+      }
     }
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (unexpected) request.log.error({ err: error }, 'request failed');
     else request.log.info({ statusCode, message }, 'request rejected');
     return reply.code(statusCode).send(errorBody(statusCode, message, request.id));
   });

@@ -3,7 +3,35 @@ import { Job } from '../state/entities/index.ts';
 import { Status } from '../state/status.ts';
 import type { Admission } from '../runs/admission.ts';
 import type { StageQueues } from './queues.ts';
-import { dispatchOf, type EngineResources } from './run-engine.ts';
+import { dispatchOf, type Dispatch, type EngineResources } from './run-engine.ts';
+
+/** How long a request waits for Redis to take a job it committed, before it answers and leaves it to the sweep. */
+export const QUEUE_WAIT_MS = 1000;
+
+/**
+ * Queues a job just committed to MySQL for a caller that must answer promptly (a request, a freed slot): not at
+ * all while Redis is known to be down, and waiting at most {@link QUEUE_WAIT_MS} otherwise. Whatever it leaves
+ * unqueued, the dispatcher's sweep queues once Redis is back, and a job queued twice still runs once. Returns
+ * whether the job was queued.
+ */
+export async function queueCommitted(
+  res: EngineResources,
+  queues: StageQueues,
+  { stage, data }: Dispatch,
+): Promise<boolean> {
+  const where = { runId: data.runId, jobId: data.jobId, stage };
+  if (res.dependencies.isDown('redis')) {
+    res.logger.debug(where, 'Redis is down: the dispatcher will queue the job once it is back');
+    return false;
+  }
+  try {
+    await queues.enqueue(stage, data, QUEUE_WAIT_MS);
+    return true;
+  } catch (error) {
+    res.dependencies.failed(error, 'could not queue a job; the dispatcher will', { bindings: where });
+    return false;
+  }
+}
 
 /**
  * MySQL is the outbox: a job is committed as PENDING first and queued after. If the queueing is lost (Redis
@@ -27,6 +55,8 @@ export class Dispatcher {
 
   /** Queues PENDING jobs of live runs not touched for `olderThanMs`; returns how many it queued. */
   async sweep(olderThanMs: number, limit = 500): Promise<number> {
+    // Without Redis there is nothing to queue to; the first sweep after it is back does the work.
+    if (this.res.dependencies.isDown('redis')) return 0;
     const em = this.res.orm.em.fork() as EntityManager;
     const jobs = await em.find(
       Job,

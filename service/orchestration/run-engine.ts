@@ -1,6 +1,7 @@
 import { LockMode, OptimisticLockError, type EntityManager, type MikroORM } from '@mikro-orm/mysql';
 import type { StepEngine } from '../../contract/source-config.ts';
 import type { Stage } from '../../contract/stages.ts';
+import type { Dependencies } from '../observability/dependencies.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { Job, LakeFile, Run, SourceState, type ErrorInfo } from '../state/entities/index.ts';
@@ -15,6 +16,8 @@ export interface EngineResources {
   catalog: JobCatalog;
   metrics: Metrics;
   logger: Logger;
+  /** Whether MySQL and Redis are up; failures an outage explains are logged through it, once per outage. */
+  dependencies: Dependencies;
 }
 
 /** A job that must be put on its queue once the transaction that created it has committed. */
@@ -71,7 +74,7 @@ export class RunEngine {
 
   private freeSlot(source: string): void {
     this.onSlotFreed?.(source).catch((error: unknown) => {
-      this.res.logger.warn({ err: error, source }, 'could not admit waiting runs');
+      this.res.dependencies.failed(error, 'could not admit waiting runs', { bindings: { source } });
     });
   }
 

@@ -2,6 +2,7 @@ import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job as 
 import { isDeepStrictEqual } from 'node:util';
 import type { Schedule } from '../../contract/source-config.ts';
 import { ConflictError, DomainError } from '../errors.ts';
+import type { Dependencies } from '../observability/dependencies.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RunService } from '../runs/run-service.ts';
 import { Trigger } from '../state/status.ts';
@@ -46,6 +47,11 @@ export interface SourceSchedulerOptions {
   runs: Pick<RunService, 'create'>;
   /** The configured sources at the time of a tick. */
   sources: () => ReadonlyMap<string, { schedule?: Schedule }>;
+  /**
+   * Logs Redis failures once per outage, and skips the next fire time while Redis is down.
+   * @default every failure is logged on its own
+   */
+  dependencies?: Pick<Dependencies, 'failed' | 'isDown'>;
 }
 
 // A tick that fails on a transient error (MySQL away) is retried a few times; its idempotency key keeps
@@ -79,6 +85,19 @@ export class SourceScheduler {
       connection: options.connection,
       prefix: options.prefix,
     });
+    // Without a listener BullMQ prints each connection error to stderr.
+    this.queue.on('error', (error) => this.failed(error, 'schedule queue error'));
+  }
+
+  private failed(
+    error: unknown,
+    message: string,
+    level: 'warn' | 'error' = 'error',
+    bindings: Record<string, unknown> = {},
+  ): void {
+    const { dependencies, logger } = this.options;
+    if (dependencies) dependencies.failed(error, message, { level, bindings });
+    else logger[level]({ ...bindings, err: error }, message);
   }
 
   /**
@@ -116,8 +135,9 @@ export class SourceScheduler {
     return report;
   }
 
-  /** The source scheduler's next fire time; null with no scheduler, or when Redis does not answer in time. */
+  /** The source scheduler's next fire time; null with no scheduler, or when Redis is down or slow to answer. */
   async nextRunAt(source: string): Promise<Date | null> {
+    if (this.options.dependencies?.isDown('redis')) return null;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), NEXT_RUN_TIMEOUT_MS);
@@ -125,7 +145,8 @@ export class SourceScheduler {
     try {
       const scheduler = await Promise.race([this.queue.getJobScheduler(schedulerKey(source)), timeout]);
       if (scheduler === 'timeout') {
-        this.options.logger.warn({ source }, 'Redis did not answer for the next scheduled run in time');
+        const error = new Error(`Redis did not answer within ${NEXT_RUN_TIMEOUT_MS} ms`);
+        this.failed(error, 'Redis did not answer for the next scheduled run in time', 'warn', { source });
         return null;
       }
       return typeof scheduler?.next === 'number' ? new Date(scheduler.next) : null;
@@ -141,12 +162,13 @@ export class SourceScheduler {
       connection: this.options.connection,
       prefix: this.options.prefix,
     });
-    worker.on('error', (error) => this.options.logger.error({ err: error }, 'schedule worker error'));
+    worker.on('error', (error) => this.failed(error, 'schedule worker error'));
     worker.on('failed', (job, error) => {
-      this.options.logger.error(
-        { err: error, source: job?.data.source, jobId: job?.id, attempt: job?.attemptsMade },
-        'a schedule tick failed',
-      );
+      this.failed(error, 'a schedule tick failed', 'error', {
+        source: job?.data.source,
+        jobId: job?.id,
+        attempt: job?.attemptsMade,
+      });
     });
     this.worker = worker;
     await worker.waitUntilReady();

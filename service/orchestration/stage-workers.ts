@@ -70,7 +70,9 @@ export class StageWorkers {
           stalledInterval: options.lockDurationMs,
         },
       );
-      worker.on('error', (error) => res.logger.error({ err: error, stage }, 'stage worker error'));
+      worker.on('error', (error) =>
+        res.dependencies.failed(error, 'stage worker error', { level: 'error', bindings: { stage } }),
+      );
       worker.on('failed', (job, error) => {
         if (job) void this.recordQueueFailure(stage, job, error);
       });
@@ -111,10 +113,10 @@ export class StageWorkers {
       };
       await this.engine.fail(job.data.jobId, info, true);
     } catch (failure) {
-      this.res.logger.error(
-        { err: failure, stage, jobId: job.data.jobId },
-        'could not record a queue failure',
-      );
+      this.res.dependencies.failed(failure, 'could not record a queue failure', {
+        level: 'error',
+        bindings: { stage, jobId: job.data.jobId },
+      });
     }
   }
 
@@ -154,7 +156,7 @@ export class StageWorkers {
           runEnded ??= status;
           stop({ kind: 'cancelled' });
         },
-        (error: unknown) => logger.warn({ err: error }, 'heartbeat failed'),
+        (error: unknown) => this.res.dependencies.failed(error, 'heartbeat failed', { logger }),
       );
     }, this.options.heartbeatMs);
 

@@ -1,9 +1,9 @@
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
-import { redisAuth } from './redis.ts';
+import { RECONNECT, redisAuth } from './redis.ts';
 import { JOB_CATALOG, type JobCatalog } from '../orchestration/catalog.ts';
-import { Dispatcher } from '../orchestration/dispatcher.ts';
+import { Dispatcher, QUEUE_WAIT_MS } from '../orchestration/dispatcher.ts';
 import { OrphanSweep } from '../orchestration/orphan-sweep.ts';
 import { StageQueues } from '../orchestration/queues.ts';
 import { SourceScheduler } from '../orchestration/source-scheduler.ts';
@@ -68,12 +68,25 @@ export default fp<OrchestrationOptions>(
     // BullMQ needs a connection that retries forever; it must not share the fail-fast command client.
     const connection = new Redis(config.redis.url, {
       ...redisAuth(config.redis),
+      ...RECONNECT,
       maxRetriesPerRequest: null,
     });
-    connection.on('error', (error) => app.log.debug({ err: error }, 'redis queue connection error'));
+    const { dependencies } = app;
+    connection.on('error', (error) => dependencies.failed(error, 'redis queue connection error'));
     const catalog = opts.catalog ?? JOB_CATALOG;
-    const res: EngineResources = { orm: app.orm, catalog, metrics: app.metrics, logger: app.log };
+    const res: EngineResources = {
+      orm: app.orm,
+      catalog,
+      metrics: app.metrics,
+      logger: app.log,
+      dependencies,
+    };
     const queues = new StageQueues(connection, config.queue.prefix, catalog);
+    // A queue whose connection fails emits 'error'; without a listener BullMQ prints each one to stderr.
+    for (const [stage, queue] of queues.all())
+      queue.on('error', (error) =>
+        dependencies.failed(error, 'stage queue error', { level: 'error', bindings: { stage } }),
+      );
     const engine = new RunEngine(res);
 
     // Each source's maxActiveRuns: a run past it waits for a slot, which a finishing run frees.
@@ -87,7 +100,8 @@ export default fp<OrchestrationOptions>(
     app.decorate('queues', queues);
     app.decorate('engine', engine);
     app.decorate('dispatcher', dispatcher);
-    app.metrics.queueDepth(() => queues.depth());
+    // A scrape while Redis is down reports no queue depth rather than wait for Redis.
+    app.metrics.queueDepth(async () => (dependencies.isDown('redis') ? {} : queues.depth(QUEUE_WAIT_MS)));
 
     // Lambda results come back as events; the hub hands each to the worker waiting for it, on any instance.
     const events = new InvocationEvents(connection, config.queue.prefix);
@@ -113,6 +127,7 @@ export default fp<OrchestrationOptions>(
         sources: () => app.sources.sources,
         admission,
         runs,
+        dependencies,
       }),
     );
     app.addHook('onClose', async () => steps.close());
@@ -126,6 +141,7 @@ export default fp<OrchestrationOptions>(
         logger: app.log,
         runs,
         sources: () => app.sources.sources,
+        dependencies,
       });
       app.decorate('sourceScheduler', sourceScheduler);
     }
@@ -218,10 +234,20 @@ export default fp<OrchestrationOptions>(
     }
 
     if (config.roles.has('scheduler')) {
-      /** Runs `task` every `ms` (and at start-up if asked) until the app closes; a failure is logged, not thrown. */
+      /**
+       * Runs `task` every `ms` (and at start-up if asked) until the app closes; a failure is logged, not thrown,
+       * and once per outage when MySQL or Redis is down. A run still waiting on a dependency is not stacked on.
+       */
       const every = (ms: number, what: string, task: () => Promise<unknown>, atReady = false): void => {
+        let running = false;
         const run = (): void => {
-          task().catch((error: unknown) => app.log.warn({ err: error }, `${what} failed`));
+          if (running) return;
+          running = true;
+          task()
+            .catch((error: unknown) => dependencies.failed(error, `${what} failed`))
+            .finally(() => {
+              running = false;
+            });
         };
         if (atReady) app.addHook('onReady', async () => run());
         const timer = setInterval(run, ms);
@@ -263,5 +289,5 @@ export default fp<OrchestrationOptions>(
       await connection.quit().catch(() => connection.disconnect());
     });
   },
-  { name: 'orchestration', dependencies: ['config', 'orm', 'metrics', 'lake'] },
+  { name: 'orchestration', dependencies: ['config', 'orm', 'metrics', 'lake', 'dependencies'] },
 );

@@ -2,6 +2,7 @@ import { LockMode, type EntityManager } from '@mikro-orm/mysql';
 import type { ActiveRunPolicy } from '../../contract/source-config.ts';
 import { ConflictError } from '../errors.ts';
 import type { StageQueues } from '../orchestration/queues.ts';
+import { queueCommitted } from '../orchestration/dispatcher.ts';
 import { dispatchOf, type EngineResources, type RunEngine } from '../orchestration/run-engine.ts';
 import { Run, SourceState, type Job } from '../state/entities/index.ts';
 import { createFirstJob } from './replay.ts';
@@ -95,16 +96,8 @@ export class Admission {
       await em.flush();
       return jobs;
     });
-    for (const job of admitted) {
-      const { stage, data } = dispatchOf(job);
-      // If Redis is away, the dispatcher queues the committed job later.
-      await this.queues.enqueue(stage, data).catch((error: unknown) => {
-        this.res.logger.warn(
-          { err: error, jobId: job.id },
-          'could not queue an admitted run; the dispatcher will',
-        );
-      });
-    }
+    // If Redis is away, the dispatcher queues the committed jobs later.
+    for (const job of admitted) await queueCommitted(this.res, this.queues, dispatchOf(job));
     if (admitted.length > 0)
       this.res.logger.info({ source, runs: admitted.map((j) => j.run.id) }, 'admitted waiting runs');
     return admitted.map((j) => j.run.id);

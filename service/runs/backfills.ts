@@ -3,6 +3,7 @@ import { DateTime, Duration } from 'luxon';
 import { createHash } from 'node:crypto';
 import { STAGES } from '../../contract/stages.ts';
 import { BadRequestError, ConflictError, NotFoundError, UnprocessableError } from '../errors.ts';
+import type { Dependencies } from '../observability/dependencies.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Backfill, Run } from '../state/entities/index.ts';
 import { Status, Trigger, isTerminal } from '../state/status.ts';
@@ -36,6 +37,7 @@ export class BackfillService {
   private readonly sources: () => ReadonlyMap<string, SourceLimits>;
   private readonly admission: Admission;
   private readonly runs: RunService;
+  private readonly dependencies: Pick<Dependencies, 'require' | 'failed'>;
 
   constructor(deps: {
     orm: MikroORM;
@@ -43,9 +45,12 @@ export class BackfillService {
     sources: () => ReadonlyMap<string, SourceLimits>;
     admission: Admission;
     runs: RunService;
+    /** A backfill is refused with a 503 while Redis is down, as POST /runs is. */
+    dependencies: Pick<Dependencies, 'require' | 'failed'>;
   }) {
     this.orm = deps.orm;
     this.logger = deps.logger;
+    this.dependencies = deps.dependencies;
     this.sources = deps.sources;
     this.admission = deps.admission;
     this.runs = deps.runs;
@@ -79,6 +84,10 @@ export class BackfillService {
       id = await this.em().transactional(async (em) => {
         // Under the source's admission lock, so no trigger slips a run in between the windows.
         await this.admission.lock(em, input.source);
+        this.dependencies.require(
+          'redis',
+          'no backfill was created; retry the request (with the same Idempotency-Key it makes one backfill)',
+        );
         const backfill = em.create(Backfill, {
           source: input.source,
           windowFrom: windows[0]!.from,
@@ -113,7 +122,9 @@ export class BackfillService {
     );
     // The windows start as slots allow; the dispatcher's sweep admits them if this fails.
     await this.admission.admit(input.source).catch((error: unknown) => {
-      this.logger.warn({ err: error, backfill: id }, 'could not admit the backfill’s first runs yet');
+      this.dependencies.failed(error, 'could not admit the backfill’s first runs yet', {
+        bindings: { backfill: id },
+      });
     });
     return { detail: await this.get(id), replayed: false };
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Engine } from '../../contract/source-config.ts';
 import { STAGES, type Stage } from '../../contract/stages.ts';
 import { BadRequestError, ConflictError, NotFoundError, UnprocessableError } from '../errors.ts';
+import { QUEUE_WAIT_MS, queueCommitted } from '../orchestration/dispatcher.ts';
 import type { StageQueues } from '../orchestration/queues.ts';
 import {
   dispatchOf,
@@ -82,7 +83,9 @@ export class RunService {
    * Creates a run with its plan and its first job, then queues that job. With an idempotency key, a retry
    * of the same request returns the run the first one created; the same key on a different request is an error.
    * Past the source's `maxActiveRuns`, the run waits without a job (`queuedBehind` names the active runs) or,
-   * with `onActiveRun: reject`, nothing is created and a 409 names them.
+   * with `onActiveRun: reject`, nothing is created and a 409 names them. While Redis is known to be down nothing
+   * is created either, and a 503 names it: the client retries. If Redis goes between the commit and the queueing,
+   * the run is returned all the same, and the dispatcher queues its first stage once Redis is back.
    */
   async create(
     input: CreateRunInput,
@@ -121,6 +124,7 @@ export class RunService {
             active,
             'its onActiveRun is "reject", so no run was created',
           );
+        this.res.dependencies.require('redis', NOT_QUEUED);
         const run = em.create(Run, {
           source: input.source,
           trigger: input.trigger ?? (replay ? Trigger.Replay : Trigger.Manual),
@@ -146,16 +150,8 @@ export class RunService {
     }
     this.res.metrics.runCreated(created.run.source, created.run.trigger);
     if (!created.job) return { run: created.run, replayed: false, queuedBehind: created.queuedBehind };
-    const { stage, data } = dispatchOf(created.job);
-    try {
-      await this.queues.enqueue(stage, data);
-    } catch (error) {
-      // The run is committed; the dispatcher queues its job once Redis is back.
-      this.res.logger.warn(
-        { err: error, runId: created.run.id },
-        'could not queue the first stage; the dispatcher will retry',
-      );
-    }
+    // The run is committed: if Redis went meanwhile, the dispatcher queues its first stage once it is back.
+    await queueCommitted(this.res, this.queues, dispatchOf(created.job));
     return { run: created.run, replayed: false };
   }
 
@@ -237,14 +233,17 @@ export class RunService {
     this.res.metrics.runFinished(run.source, 'cancelled');
     // A freed slot goes to the source's next waiting run.
     await this.admission.admit(run.source).catch((error: unknown) => {
-      this.res.logger.warn({ err: error, source: run.source }, 'could not admit waiting runs');
+      this.res.dependencies.failed(error, 'could not admit waiting runs', {
+        bindings: { source: run.source },
+      });
     });
+    // Tidying only: a worker that takes a cancelled job skips it, so without Redis the cancel holds all the same.
     for (const job of jobs) {
-      await this.queues.removeIfQueued(job.stage, job.queueJobId).catch((error: unknown) => {
-        this.res.logger.warn(
-          { err: error, jobId: job.id },
-          'could not remove a cancelled job from its queue',
-        );
+      if (this.res.dependencies.isDown('redis')) break;
+      await this.queues.removeIfQueued(job.stage, job.queueJobId, QUEUE_WAIT_MS).catch((error: unknown) => {
+        this.res.dependencies.failed(error, 'could not remove a cancelled job from its queue', {
+          bindings: { jobId: job.id },
+        });
       });
     }
     return run;
@@ -255,7 +254,8 @@ export class RunService {
    * and params the failed one had (the files earlier stages committed to the lake), so nothing upstream runs
    * again. Jobs of every attempt are kept (`runAttempt`), which is the run's attempt history. A retry takes a
    * slot under the source's maxActiveRuns like any run, and is refused with 409 when none is free. An `engine`
-   * becomes the run's `params.engine`, for the retried stage and the ones after it.
+   * becomes the run's `params.engine`, for the retried stage and the ones after it. While Redis is known to be
+   * down the run is left as it was and a 503 names Redis, as for {@link create}.
    */
   async retry(id: number, by: string, engine?: Engine): Promise<Run> {
     const source = (await this.em().findOne(Run, id, { fields: ['source'] }))?.source;
@@ -277,6 +277,7 @@ export class RunService {
         const { maxActiveRuns } = this.admission.limit(source);
         if (active.length >= maxActiveRuns)
           throw this.admission.full(source, active, 'retry when one has finished');
+        this.res.dependencies.require('redis', `run ${id} was not retried; retry the request later`);
         reopenRun(run);
         run.attempt += 1;
         run.error = null;
@@ -293,13 +294,7 @@ export class RunService {
       { runId: id, attempt: run.attempt, stage: job.stage, by, engine },
       'retrying a failed run from its failed stage',
     );
-    const { stage, data } = dispatchOf(job);
-    await this.queues.enqueue(stage, data).catch((error: unknown) => {
-      this.res.logger.warn(
-        { err: error, runId: id },
-        'could not queue the retried stage; the dispatcher will',
-      );
-    });
+    await queueCommitted(this.res, this.queues, dispatchOf(job));
     return run;
   }
 
@@ -313,6 +308,10 @@ export class RunService {
     return existing;
   }
 }
+
+/** What a 503 from POST /runs tells the client: nothing was written, and a retry is safe. */
+const NOT_QUEUED =
+  'no run was created; retry the request (with the same Idempotency-Key it returns one run however often it is sent)';
 
 /** What the retried stage will count again: its earlier, partial counts must not be added twice. */
 function resetStageCounts(run: Run, stage: Stage): void {

@@ -25,8 +25,9 @@ import { waitFor } from './wait.ts';
  * ```
  *
  * Every wait polls the server (a PING, a `SELECT 1`) and never sleeps for a guess. A server that dies while
- * starting fails the start with the tail of its log. Servers still running when the test process exits are
- * killed, so an aborted test leaves none behind.
+ * starting fails the start with the tail of its log. A server dies with the test process however that ends
+ * (`setpriv --pdeathsig`, util-linux), so a test killed on a timeout leaves none behind; only its directory
+ * under the temp dir stays.
  */
 export interface PrivateService {
   /** `redis` or `mariadb`: what errors and logs call it. */
@@ -52,12 +53,6 @@ export interface PrivateService {
 const START_TIMEOUT_MS = 60_000;
 /** How long a stop may take before the server is killed and the stop fails. */
 const STOP_TIMEOUT_MS = 60_000;
-
-// Servers a test left running die with the test process: the exit handler must be synchronous, so it kills.
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
 
 /** A server process on a fixed port and directory that can be started and stopped any number of times. */
 abstract class ServerProcess implements PrivateService {
@@ -90,12 +85,14 @@ abstract class ServerProcess implements PrivateService {
     const [program, args] = this.command();
     // The log is appended across restarts, so a failure after a restart still shows the earlier runs.
     const log = openSync(this.logFile, 'a');
-    const child = spawn(program, args, { stdio: ['ignore', log, log] });
+    // setpriv execs the server in its own process, so the pid (and every signal) is the server's. A process.on
+    // ('exit') hook would not do: a worker that vitest kills on a timeout never runs it.
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', program, ...args], {
+      stdio: ['ignore', log, log],
+    });
     closeSync(log);
     this.child = child;
-    live.add(child);
     child.once('exit', () => {
-      live.delete(child);
       if (this.child === child) this.child = undefined;
     });
     try {

@@ -27,7 +27,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Splits [from, to) into windows `step` long and creates one run per window (trigger `backfill`), each ' +
           "asking the API for its window through the source's `window` params. The runs wait and start oldest " +
           "first as the source's maxActiveRuns allows. Answers 202 with the backfill; GET /backfills/:id shows " +
-          'its progress. An Idempotency-Key makes a retried request return the same backfill.',
+          'its progress. An Idempotency-Key makes a retried request return the same backfill. While Redis is ' +
+          'down the answer is 503 naming it, and no backfill is created.',
         params: NameParams,
         body: CreateBackfillBody,
         headers: CreateRunHeaders,

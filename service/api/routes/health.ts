@@ -1,8 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from 'typebox';
-
-const CHECK_TIMEOUT_MS = 2000;
 
 const CheckSchema = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()) });
 const ReadySchema = Type.Object({
@@ -10,20 +7,6 @@ const ReadySchema = Type.Object({
   message: Type.Optional(Type.String()),
   checks: Type.Object({ mysql: CheckSchema, redis: CheckSchema }),
 });
-
-async function check(probe: () => Promise<unknown>): Promise<{ ok: boolean; error?: string }> {
-  try {
-    await Promise.race([
-      probe(),
-      sleep(CHECK_TIMEOUT_MS).then(() =>
-        Promise.reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
-      ),
-    ]);
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error: error instanceof Error ? error.message : String(error) };
-  }
-}
 
 /** Liveness and readiness. No auth: load balancers and orchestrators call them. */
 const routes: FastifyPluginAsyncTypebox = async (app) => {
@@ -50,10 +33,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (_request, reply) => {
-      const [mysql, redis] = await Promise.all([
-        check(() => app.orm.em.getConnection().execute('select 1')),
-        check(() => app.redis.ping()),
-      ]);
+      // The same probes that decide when an outage is logged, so readiness and the logs agree.
+      const { mysql, redis } = await app.dependencies.check();
       reply.header('cache-control', 'no-store');
       const down = Object.entries({ mysql, redis }).filter(([, c]) => !c.ok);
       if (down.length === 0) return { status: 'ok' as const, checks: { mysql, redis } };

@@ -31,7 +31,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'has `maxActiveRuns` active runs, the run waits behind them (`queuedBehind` names them) or, with ' +
           '`onActiveRun: reject`, the answer is 409 naming them. With `from: {run, stage}` the run is a replay: ' +
           'it starts at that stage on the lake files the earlier run committed, without calling the API. ' +
-          "`engine` picks the transform and load's engine over the source's.",
+          "`engine` picks the transform and load's engine over the source's. While Redis is down the answer " +
+          'is 503 naming it and no run is created, so a retry (with the same Idempotency-Key) is safe; a run ' +
+          'committed just as Redis went is returned, and starts once Redis is back.',
         body: CreateRunBody,
         headers: CreateRunHeaders,
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 409: ErrorRef, 422: ErrorRef, ...AUTH_ERRORS },
@@ -113,7 +115,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['runs'],
         summary: 'Cancel a run that has not finished',
         description:
-          'Queued stages are removed and a running stage is told to stop. A finished run answers 409.',
+          'Queued stages are removed and a running stage is told to stop. A finished run answers 409. A ' +
+          'cancel holds while Redis is down: a worker skips a cancelled stage it takes.',
         params: IdParams,
         body: Type.Optional(CancelBody),
         response: { 200: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
@@ -135,7 +138,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Same run id, `attempt` + 1. The failed stage runs again on the files the earlier stages committed; ' +
           'the jobs of every attempt stay listed under the run. A run that is not FAILED answers 409 with its ' +
           'status, and so does a source with no free slot under its maxActiveRuns. `engine` changes the ' +
-          "run's `params.engine` for the retried stage and the ones after it.",
+          "run's `params.engine` for the retried stage and the ones after it. While Redis is down the answer is " +
+          '503 naming it, and the run stays FAILED.',
         params: IdParams,
         body: Type.Optional(RetryRunBody),
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
