@@ -150,8 +150,20 @@ export default fp<OrchestrationOptions>(
       // A cluster (or this machine) runs only so many Spark steps at once: BullMQ's global concurrency holds
       // the jobs of the transform and load stages past the cap in their queue, however many workers are up. The
       // engine is picked inside the job, so embedded steps count against the cap too (service/steps/README.md).
-      for (const stage of STEP_STAGES)
-        await queues.get(stage).setGlobalConcurrency(config.queue.maxConcurrentSteps);
+      const capSteps = (): Promise<unknown> =>
+        Promise.all(
+          [...STEP_STAGES].map((stage) =>
+            queues.get(stage).setGlobalConcurrency(config.queue.maxConcurrentSteps),
+          ),
+        );
+      await capSteps();
+      // The cap lives in Redis: a Redis that comes back empty (a failover to a fresh node) has lost it. Setting it
+      // again on every reconnect is idempotent.
+      connection.on('ready', () => {
+        capSteps().catch((error: unknown) =>
+          app.log.warn({ err: error }, 'could not set the steps cap again after a Redis reconnect'),
+        );
+      });
       const invoker = lambdaInvoker(config, events, app.log, opts.lambdaClient);
       app.addHook('onClose', async () => invoker.close());
       if (config.lambda.invoker === 'aws') {

@@ -20,6 +20,11 @@ export interface ChaosRigOptions {
   records: number;
   engine: 'embedded' | 'spark';
   faults?: FaultSpec;
+  /**
+   * Whether the private Redis keeps its data across a stop, as a node that restarts or a network outage does;
+   * false makes every start an empty Redis, as a failover to a fresh node is. @default true
+   */
+  redisKeepsData?: boolean;
 }
 
 /**
@@ -55,9 +60,8 @@ export class ChaosRig {
   }
 
   static async open(options: ChaosRigOptions): Promise<ChaosRig> {
-    // Redis keeps its data across a stop, as a node that restarts or a network outage does.
     const [redis, mariadb, api, dir] = await Promise.all([
-      PrivateRedis.start({ keepData: true }),
+      PrivateRedis.start({ keepData: options.redisKeepsData ?? true }),
       PrivateMariaDb.start(),
       startDemoApi({ records: options.records, faults: options.faults ?? {} }),
       mkdtemp(join(tmpdir(), 'afluente-chaos-')),
