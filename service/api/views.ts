@@ -1,13 +1,14 @@
 import type { Deadlines } from '../../contract/source-config.ts';
 import { backfillStatus, type BackfillDetail } from '../runs/backfills.ts';
-import type { Job, LakeFile, Run } from '../state/entities/index.ts';
+import type { JobFields, LakeFileFields, RunFields } from '../runs/run-reads.ts';
 import { Status } from '../state/status.ts';
 
-// Entities map to API views here, and only here: the response schemas then drop anything not declared.
+// Entities, and the rows the API reads (runs/run-reads.ts), map to API views here, and only here: the response
+// schemas then drop anything not declared.
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
-export function runView(run: Run) {
+export function runView(run: RunFields) {
   return {
     id: run.id,
     source: run.source,
@@ -36,7 +37,7 @@ export function runView(run: Run) {
   };
 }
 
-export function jobView(job: Job, deadlines?: Deadlines) {
+export function jobView(job: JobFields, deadlines?: Deadlines) {
   const open = job.status === Status.Pending || job.status === Status.Running;
   const seconds = deadlines?.[job.stage];
   return {
@@ -63,7 +64,7 @@ export function jobView(job: Job, deadlines?: Deadlines) {
   };
 }
 
-export function lakeFileView(file: LakeFile) {
+export function lakeFileView(file: LakeFileFields) {
   return {
     uri: file.uri,
     layer: file.layer,

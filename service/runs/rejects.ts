@@ -4,7 +4,7 @@ import type { RejectedLine, ValidateManifest } from '../../contract/validate.ts'
 import type { Lake } from '../../lib/lake/lake.ts';
 import { lineBatches } from '../../lambdas/common/ndjson-lines.ts';
 import { BadRequestError, ConflictError } from '../errors.ts';
-import type { Run } from '../state/entities/index.ts';
+import type { RunFields } from './run-reads.ts';
 
 export interface RejectsPage {
   items: RejectedLine[];
@@ -23,7 +23,7 @@ interface Position {
  */
 export async function readRejects(
   lake: Lake,
-  run: Run,
+  run: Pick<RunFields, 'id' | 'source' | 'createdAt'>,
   limit: number,
   cursor?: string,
 ): Promise<RejectsPage> {
