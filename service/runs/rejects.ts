@@ -27,7 +27,7 @@ export async function readRejects(
   limit: number,
   cursor?: string,
 ): Promise<RejectsPage> {
-  const key = manifestKey(runPrefix('rejected', run.source, runDate(run.createdAt), run.id));
+  const key = manifestKey(runPrefix('rejected', run.source, runDate(new Date(run.createdAt)), run.id));
   if (!(await lake.exists(key))) {
     throw new ConflictError(`run ${run.id} has no rejects yet: its validate stage has not committed`);
   }

@@ -19,11 +19,10 @@ import type { LoadedSource } from '../config/sources.ts';
 import type { Admission } from './admission.ts';
 import { createFirstJob, planReplay, type ReplayFrom } from './replay.ts';
 import {
-  readRunDetail,
-  readRuns,
+  RunReads,
   type JobFields,
   type LakeFileFields,
-  type ReadsDb,
+  type ReadsSchema,
   type RunFields,
 } from './run-reads.ts';
 
@@ -61,6 +60,8 @@ export class RunService {
   private readonly sources: () => ReadonlyMap<string, SourceLimits>;
   private readonly steps?: StepControl;
   private readonly admission: Admission;
+  /** The API's reads: plain rows on the ORM's pool, no entities (see run-reads.ts). */
+  private readonly reads: RunReads;
 
   constructor(
     res: EngineResources,
@@ -80,15 +81,11 @@ export class RunService {
     this.sources = deps.sources;
     this.steps = deps.steps;
     this.admission = deps.admission;
+    this.reads = new RunReads(res.orm.em.getKysely<ReadsSchema>());
   }
 
   private em(): EntityManager {
     return this.res.orm.em.fork();
-  }
-
-  /** The API's reads: plain rows on the ORM's pool, no entities (see run-reads.ts). */
-  private reads(): ReadsDb {
-    return this.res.orm.em.getKysely();
   }
 
   /**
@@ -181,7 +178,7 @@ export class RunService {
 
   async list(query: ListRunsQuery): Promise<{ items: RunFields[]; nextCursor: string | null }> {
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const items = await readRuns(this.reads(), {
+    const items = await this.reads.runs({
       source: query.source,
       status: query.status,
       before,
@@ -194,13 +191,13 @@ export class RunService {
   }
 
   async get(id: number): Promise<RunDetail> {
-    const { run, jobs, files } = await readRunDetail(this.reads(), id);
+    const { run, jobs, files } = await this.reads.runDetail(id);
     if (!run) throw new NotFoundError(`run ${id} not found`);
     return { run, jobs, files };
   }
 
   async recentForSource(source: string, limit: number): Promise<RunFields[]> {
-    return readRuns(this.reads(), { source, limit });
+    return this.reads.runs({ source, limit });
   }
 
   /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */
