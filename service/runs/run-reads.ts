@@ -72,58 +72,59 @@ export type LakeFileFields = Pick<LakeFile, 'uri' | 'layer' | 'table' | 'records
 export type ReadsSchema = InferKyselyDB<typeof Run | typeof Job | typeof LakeFile>;
 export type ReadsDb = Kysely<ReadsSchema>;
 
+// Every table under an alias (runs r, jobs j, lake_files f): GET /runs/:id reads the three in one join, where a
+// job's columns are named job… and a file's file…, so that nothing clashes with the run's.
 const RUN_COLUMNS = [
-  'id',
-  'source',
-  'trigger',
-  'status',
-  'plan',
-  'stage',
-  'attempt',
-  'params',
-  'fetched',
-  'valid',
-  'rejected',
-  'rows',
-  'error',
-  'cancelled_by as cancelledBy',
-  'replay_of_id as replayOf',
-  'backfill_id as backfill',
-  'engine',
-  'engine_reason as engineReason',
-  'created_at as createdAt',
-  'started_at as startedAt',
-  'finished_at as finishedAt',
+  'r.id',
+  'r.source',
+  'r.trigger',
+  'r.status',
+  'r.plan',
+  'r.stage',
+  'r.attempt',
+  'r.params',
+  'r.fetched',
+  'r.valid',
+  'r.rejected',
+  'r.rows',
+  'r.error',
+  'r.cancelled_by as cancelledBy',
+  'r.replay_of_id as replayOf',
+  'r.backfill_id as backfill',
+  'r.engine',
+  'r.engine_reason as engineReason',
+  'r.created_at as createdAt',
+  'r.started_at as startedAt',
+  'r.finished_at as finishedAt',
 ] as const;
 
 const JOB_COLUMNS = [
-  'id',
-  'stage',
-  'run_attempt as runAttempt',
-  'status',
-  'attempt',
-  'max_attempts as maxAttempts',
-  'external_id as externalId',
-  'engine',
-  'engine_reason as engineReason',
-  'heartbeat_at as heartbeatAt',
-  'params',
-  'metrics',
-  'error',
-  'created_at as createdAt',
-  'started_at as startedAt',
-  'finished_at as finishedAt',
+  'j.id as jobId',
+  'j.stage as jobStage',
+  'j.run_attempt as jobRunAttempt',
+  'j.status as jobStatus',
+  'j.attempt as jobAttempt',
+  'j.max_attempts as jobMaxAttempts',
+  'j.external_id as jobExternalId',
+  'j.engine as jobEngine',
+  'j.engine_reason as jobEngineReason',
+  'j.heartbeat_at as jobHeartbeatAt',
+  'j.params as jobParams',
+  'j.metrics as jobMetrics',
+  'j.error as jobError',
+  'j.created_at as jobCreatedAt',
+  'j.started_at as jobStartedAt',
+  'j.finished_at as jobFinishedAt',
 ] as const;
 
 const FILE_COLUMNS = [
-  'f.uri',
-  'f.layer',
-  'f.table_name as table',
-  'f.records',
-  'f.bytes',
-  'f.sha256',
-  'j.id as jobId',
-  'j.stage as jobStage',
+  'f.id as fileId',
+  'f.uri as fileUri',
+  'f.layer as fileLayer',
+  'f.table_name as fileTable',
+  'f.records as fileRecords',
+  'f.bytes as fileBytes',
+  'f.sha256 as fileSha256',
 ] as const;
 
 /** What a DATETIME(3) comes as: MikroORM has mysql2 return DATETIMEs as text (`dateStrings`). */
@@ -144,40 +145,88 @@ function instant(value: Date | string | null): string | null {
   return new Date(`${value.replace(' ', 'T')}Z`).toISOString();
 }
 
-const selectRuns = (db: ReadsDb) => db.selectFrom('runs').select(RUN_COLUMNS);
-const selectJobs = (db: ReadsDb) => db.selectFrom('jobs').select(JOB_COLUMNS);
-const selectFiles = (db: ReadsDb) =>
-  db.selectFrom('lake_files as f').innerJoin('jobs as j', 'j.id', 'f.produced_by_id').select(FILE_COLUMNS);
-type Row<Q extends { executeTakeFirstOrThrow(): Promise<unknown> }> = Awaited<
-  ReturnType<Q['executeTakeFirstOrThrow']>
+const selectRuns = (db: ReadsDb) => db.selectFrom('runs as r').select(RUN_COLUMNS);
+/**
+ * A run with its jobs and their files: a row per file, one for a job without files, and one for a run without
+ * jobs (its job and file columns null). The files are the run's own (`f.run_id`), with the jobs that made them.
+ */
+const selectRunDetail = (db: ReadsDb) =>
+  db
+    .selectFrom('runs as r')
+    .leftJoin('jobs as j', 'j.run_id', 'r.id')
+    .leftJoin('lake_files as f', (join) =>
+      join.onRef('f.produced_by_id', '=', 'j.id').onRef('f.run_id', '=', 'r.id'),
+    )
+    .select([...RUN_COLUMNS, ...JOB_COLUMNS, ...FILE_COLUMNS]);
+type RunRow = Awaited<ReturnType<ReturnType<typeof selectRuns>['executeTakeFirstOrThrow']>>;
+type DetailRow = Awaited<ReturnType<ReturnType<typeof selectRunDetail>['executeTakeFirstOrThrow']>>;
+/** A left join fills all of a table's columns or none: a row with a job id has the job's other columns too. */
+type NonNull<T, K extends keyof T> = T & { [P in K]: NonNullable<T[P]> };
+type JobRow = NonNull<
+  DetailRow,
+  'jobId' | 'jobStage' | 'jobRunAttempt' | 'jobStatus' | 'jobAttempt' | 'jobMaxAttempts' | 'jobCreatedAt'
 >;
-type RunRow = Row<ReturnType<typeof selectRuns>>;
-type JobRow = Row<ReturnType<typeof selectJobs>>;
-type FileRow = Row<ReturnType<typeof selectFiles>>;
+type FileRow = NonNull<JobRow, 'fileId' | 'fileUri' | 'fileLayer' | 'fileBytes'>;
+const hasJob = (row: DetailRow): row is JobRow => row.jobId !== null;
+const hasFile = (row: JobRow): row is FileRow => row.fileId !== null;
 
-function toRun({ replayOf, backfill, createdAt, startedAt, finishedAt, ...run }: RunRow): RunFields {
+function toRun(row: RunRow): RunFields {
   return {
-    ...run,
-    replayOf: replayOf === null ? null : { id: replayOf },
-    backfill: backfill === null ? null : { id: backfill },
-    createdAt: instant(createdAt),
-    startedAt: instant(startedAt),
-    finishedAt: instant(finishedAt),
+    id: row.id,
+    source: row.source,
+    trigger: row.trigger,
+    status: row.status,
+    plan: row.plan,
+    stage: row.stage,
+    attempt: row.attempt,
+    params: row.params,
+    fetched: row.fetched,
+    valid: row.valid,
+    rejected: row.rejected,
+    rows: row.rows,
+    error: row.error,
+    cancelledBy: row.cancelledBy,
+    replayOf: row.replayOf === null ? null : { id: row.replayOf },
+    backfill: row.backfill === null ? null : { id: row.backfill },
+    engine: row.engine,
+    engineReason: row.engineReason,
+    createdAt: instant(row.createdAt),
+    startedAt: instant(row.startedAt),
+    finishedAt: instant(row.finishedAt),
   };
 }
 
-function toJob({ heartbeatAt, createdAt, startedAt, finishedAt, ...job }: JobRow): JobFields {
+function toJob(row: JobRow): JobFields {
   return {
-    ...job,
-    heartbeatAt: instant(heartbeatAt),
-    createdAt: instant(createdAt),
-    startedAt: instant(startedAt),
-    finishedAt: instant(finishedAt),
+    id: row.jobId,
+    stage: row.jobStage,
+    runAttempt: row.jobRunAttempt,
+    status: row.jobStatus,
+    attempt: row.jobAttempt,
+    maxAttempts: row.jobMaxAttempts,
+    externalId: row.jobExternalId,
+    engine: row.jobEngine,
+    engineReason: row.jobEngineReason,
+    heartbeatAt: instant(row.jobHeartbeatAt),
+    params: row.jobParams,
+    metrics: row.jobMetrics,
+    error: row.jobError,
+    createdAt: instant(row.jobCreatedAt),
+    startedAt: instant(row.jobStartedAt),
+    finishedAt: instant(row.jobFinishedAt),
   };
 }
 
-function toFile({ jobId, jobStage, ...file }: FileRow): LakeFileFields {
-  return { ...file, producedBy: { id: jobId, stage: jobStage } };
+function toFile(row: FileRow): LakeFileFields {
+  return {
+    uri: row.fileUri,
+    layer: row.fileLayer,
+    table: row.fileTable,
+    records: row.fileRecords,
+    bytes: row.fileBytes,
+    sha256: row.fileSha256,
+    producedBy: { id: row.jobId, stage: row.jobStage },
+  };
 }
 
 /** What GET /runs filters by; `before` is the keyset cursor (runs with a lower id). */
@@ -190,41 +239,43 @@ export interface RunFilter {
 
 /**
  * The reads, each built and compiled by Kysely once and then only given its values: building and compiling a
- * query cost more CPU than its round trip to MySQL (some 15 µs a query, three per GET /runs/:id). Kysely's
+ * query cost more CPU than running it (some 15 µs, on the 2-core machine bench/README.md describes). Kysely's
  * `executeQuery` takes a compiled query as it is; each one here checks its values match its placeholders.
  */
 export class RunReads {
   private readonly db: ReadsDb;
-  private readonly detail: {
-    run: CompiledQuery<RunRow>;
-    jobs: CompiledQuery<JobRow>;
-    files: CompiledQuery<FileRow>;
-  };
+  private readonly detail: CompiledQuery<DetailRow>;
   /** GET /runs's query for each combination of filters, compiled when first asked for. */
   private readonly pages = new Map<string, CompiledQuery<RunRow>>();
 
   constructor(db: ReadsDb) {
     this.db = db;
-    // Three indexed reads (the primary key, jobs_run_id_index, lake_files_run_id_index); 0 stands for the run id.
-    this.detail = {
-      run: selectRuns(db).where('id', '=', 0).compile(),
-      jobs: selectJobs(db).where('run_id', '=', 0).orderBy('id').compile(),
-      files: selectFiles(db).where('f.run_id', '=', 0).orderBy('f.id').compile(),
-    };
+    // One statement on the primary key, jobs_run_id_index and lake_files_produced_by_id_index (0 stands for the
+    // run id). It was three, one per table: each statement costs a round trip, which on the benchmark's machine
+    // cost the service and MariaDB more CPU than the rows the join repeats (bench/README.md, `api`).
+    this.detail = selectRunDetail(db).where('r.id', '=', 0).compile();
   }
 
   /** A run with its jobs (every attempt's, oldest first) and its lake files; `run` is undefined if there is none. */
   async runDetail(
     id: number,
   ): Promise<{ run: RunFields | undefined; jobs: JobFields[]; files: LakeFileFields[] }> {
-    // All three at once: for a missing run the other two find nothing, and a run found answers in one round
-    // trip's time.
-    const [run, jobs, files] = await Promise.all([
-      this.run(this.detail.run, [id]),
-      this.run(this.detail.jobs, [id]),
-      this.run(this.detail.files, [id]),
-    ]);
-    return { run: run[0] && toRun(run[0]), jobs: jobs.map(toJob), files: files.map(toFile) };
+    const rows = await this.run(this.detail, [id]);
+    const first = rows[0];
+    if (!first) return { run: undefined, jobs: [], files: [] };
+    // No ORDER BY: sorting rows with JSON columns takes MariaDB an on-disk temporary table; the ids sort here.
+    const jobs = new Map<number, JobFields>();
+    const files: { id: number; file: LakeFileFields }[] = [];
+    for (const row of rows) {
+      if (!hasJob(row)) continue;
+      if (!jobs.has(row.jobId)) jobs.set(row.jobId, toJob(row));
+      if (hasFile(row)) files.push({ id: row.fileId, file: toFile(row) });
+    }
+    return {
+      run: toRun(first),
+      jobs: [...jobs.values()].sort((a, b) => a.id - b.id),
+      files: files.sort((a, b) => a.id - b.id).map((f) => f.file),
+    };
   }
 
   /** Runs newest first, filtered by source and status, below the id `before`; at most `limit`. */
@@ -238,10 +289,10 @@ export class RunReads {
     if (!query) {
       let builder = selectRuns(this.db);
       // runs_source_status_id_idx, runs_source_id_idx and runs_status_id_idx serve each combination.
-      if (filter.source !== undefined) builder = builder.where('source', '=', filter.source);
-      if (filter.status !== undefined) builder = builder.where('status', '=', filter.status);
-      if (filter.before !== undefined) builder = builder.where('id', '<', filter.before);
-      query = builder.orderBy('id', 'desc').limit(filter.limit).compile();
+      if (filter.source !== undefined) builder = builder.where('r.source', '=', filter.source);
+      if (filter.status !== undefined) builder = builder.where('r.status', '=', filter.status);
+      if (filter.before !== undefined) builder = builder.where('r.id', '<', filter.before);
+      query = builder.orderBy('r.id', 'desc').limit(filter.limit).compile();
       this.pages.set(key, query);
     }
     return (await this.run(query, [...values, filter.limit])).map(toRun);
