@@ -3,6 +3,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   ingest: () => import('./ingest/bench.ts'),
   validate: () => import('./validate/bench.ts'),
   e2e: () => import('./e2e/bench.ts'),
+  api: () => import('./api/bench.ts'),
 };
 
 const name = process.argv[2];

@@ -17,6 +17,7 @@ import { validatorCompiler } from './api/validation.ts';
 import type { Config } from './config/env.ts';
 import type { LoadedSources } from './config/sources.ts';
 import type { Logger } from './observability/logger.ts';
+import { RequestLogController } from './observability/request-log.ts';
 import configPlugin from './plugins/config.ts';
 import dependenciesPlugin from './plugins/dependencies.ts';
 import lakePlugin from './plugins/lake.ts';
@@ -44,6 +45,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
+    logController: new RequestLogController(),
     bodyLimit: config.http.bodyLimit,
     trustProxy: config.http.trustProxy,
     // Keep a caller's request id when it is sane, so logs join up across services; otherwise make one.

@@ -59,7 +59,7 @@ export async function lockBenchmark(): Promise<void> {
   const [rows] = await conn.query(`select get_lock('${MYSQL_DATABASE}', 0) as got`);
   if ((rows as { got: number | null }[])[0]?.got !== 1) {
     await conn.end();
-    throw new Error('another e2e benchmark is running (it holds the MySQL lock afluente_bench)');
+    throw new Error('another benchmark (e2e or api) is running: it holds the MySQL lock afluente_bench');
   }
   lock = conn;
 }
@@ -107,6 +107,8 @@ export function stepDirs(tempDir: string, queuePrefix: string): { spark: string;
 
 export interface Service {
   base: string;
+  /** The service's process id. */
+  pid: number | undefined;
   /** The end of the service's log, to show with a failure. */
   logTail(): Promise<string>;
   /** Whether the process has exited. */
@@ -159,7 +161,7 @@ export async function startService(
     if (i > 240) throw new Error(`the service was not ready within 60 s:\n${await logTail()}`);
     await sleep(250);
   }
-  return { base, logTail, exited };
+  return { base, pid: service.pid, logTail, exited };
 }
 
 /**

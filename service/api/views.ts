@@ -1,13 +1,19 @@
 import type { Deadlines } from '../../contract/source-config.ts';
 import { backfillStatus, type BackfillDetail } from '../runs/backfills.ts';
-import type { Job, LakeFile, Run } from '../state/entities/index.ts';
+import type { Instant, JobFields, LakeFileFields, RunFields } from '../runs/run-reads.ts';
 import { Status } from '../state/status.ts';
 
-// Entities map to API views here, and only here: the response schemas then drop anything not declared.
+// Entities, and the rows the API reads (runs/run-reads.ts), map to API views here, and only here: the response
+// schemas then drop anything not declared.
 
-const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+function iso(d: Instant): string;
+function iso(d: Instant | null | undefined): string | null;
+function iso(d: Instant | null | undefined): string | null {
+  return d === null || d === undefined ? null : typeof d === 'string' ? d : d.toISOString();
+}
+const time = (d: Instant): number => (typeof d === 'string' ? Date.parse(d) : d.getTime());
 
-export function runView(run: Run) {
+export function runView(run: RunFields) {
   return {
     id: run.id,
     source: run.source,
@@ -29,14 +35,14 @@ export function runView(run: Run) {
     backfill: run.backfill?.id ?? null,
     engine: run.engine ?? null,
     engineReason: run.engineReason ?? null,
-    createdAt: run.createdAt.toISOString(),
+    createdAt: iso(run.createdAt),
     startedAt: iso(run.startedAt),
     finishedAt: iso(run.finishedAt),
     links: { self: `/runs/${run.id}` },
   };
 }
 
-export function jobView(job: Job, deadlines?: Deadlines) {
+export function jobView(job: JobFields, deadlines?: Deadlines) {
   const open = job.status === Status.Pending || job.status === Status.Running;
   const seconds = deadlines?.[job.stage];
   return {
@@ -53,17 +59,17 @@ export function jobView(job: Job, deadlines?: Deadlines) {
     params: job.params ?? null,
     metrics: job.metrics ?? null,
     error: job.error ?? null,
-    createdAt: job.createdAt.toISOString(),
+    createdAt: iso(job.createdAt),
     startedAt: iso(job.startedAt),
     finishedAt: iso(job.finishedAt),
     deadlineAt:
       open && job.startedAt && seconds !== undefined
-        ? new Date(job.startedAt.getTime() + seconds * 1000).toISOString()
+        ? new Date(time(job.startedAt) + seconds * 1000).toISOString()
         : null,
   };
 }
 
-export function lakeFileView(file: LakeFile) {
+export function lakeFileView(file: LakeFileFields) {
   return {
     uri: file.uri,
     layer: file.layer,

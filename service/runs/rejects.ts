@@ -4,7 +4,7 @@ import type { RejectedLine, ValidateManifest } from '../../contract/validate.ts'
 import type { Lake } from '../../lib/lake/lake.ts';
 import { lineBatches } from '../../lambdas/common/ndjson-lines.ts';
 import { BadRequestError, ConflictError } from '../errors.ts';
-import type { Run } from '../state/entities/index.ts';
+import type { RunFields } from './run-reads.ts';
 
 export interface RejectsPage {
   items: RejectedLine[];
@@ -23,11 +23,11 @@ interface Position {
  */
 export async function readRejects(
   lake: Lake,
-  run: Run,
+  run: Pick<RunFields, 'id' | 'source' | 'createdAt'>,
   limit: number,
   cursor?: string,
 ): Promise<RejectsPage> {
-  const key = manifestKey(runPrefix('rejected', run.source, runDate(run.createdAt), run.id));
+  const key = manifestKey(runPrefix('rejected', run.source, runDate(new Date(run.createdAt)), run.id));
   if (!(await lake.exists(key))) {
     throw new ConflictError(`run ${run.id} has no rejects yet: its validate stage has not committed`);
   }

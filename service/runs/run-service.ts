@@ -11,7 +11,7 @@ import {
   type EngineResources,
   type RunEngine,
 } from '../orchestration/run-engine.ts';
-import { Job, LakeFile, Run, type RunParams } from '../state/entities/index.ts';
+import { Job, Run, type RunParams } from '../state/entities/index.ts';
 import { Status, Trigger, isTerminal } from '../state/status.ts';
 import { reopenRun, transitionJob, transitionRun } from '../state/transitions.ts';
 import type { StepControl } from '../steps/step-runner.ts';
@@ -19,6 +19,13 @@ import { STEP_STAGES } from '../orchestration/reconciler.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { Admission } from './admission.ts';
 import { createFirstJob, planReplay, type ReplayFrom } from './replay.ts';
+import {
+  RunReads,
+  type JobFields,
+  type LakeFileFields,
+  type ReadsSchema,
+  type RunFields,
+} from './run-reads.ts';
 
 export interface CreateRunInput {
   source: string;
@@ -41,9 +48,9 @@ export interface ListRunsQuery {
 }
 
 export interface RunDetail {
-  run: Run;
-  jobs: Job[];
-  files: LakeFile[];
+  run: RunFields;
+  jobs: JobFields[];
+  files: LakeFileFields[];
 }
 
 /** The run operations behind the HTTP API and the scheduler. */
@@ -54,6 +61,8 @@ export class RunService {
   private readonly sources: () => ReadonlyMap<string, SourceLimits>;
   private readonly steps?: StepControl;
   private readonly admission: Admission;
+  /** The API's reads: plain rows on the ORM's pool, no entities (see run-reads.ts). */
+  private readonly reads: RunReads;
 
   constructor(
     res: EngineResources,
@@ -73,6 +82,7 @@ export class RunService {
     this.sources = deps.sources;
     this.steps = deps.steps;
     this.admission = deps.admission;
+    this.reads = new RunReads(res.orm.em.getKysely<ReadsSchema>());
   }
 
   private em(): EntityManager {
@@ -156,23 +166,20 @@ export class RunService {
   }
 
   /** For a run still waiting for a slot (PENDING, no job yet): the active runs it waits behind. */
-  async queuedBehind(run: Run, jobs: Job[]): Promise<number[] | undefined> {
+  async queuedBehind(run: RunFields, jobs: JobFields[]): Promise<number[] | undefined> {
     if (run.status !== Status.Pending || jobs.length > 0) return undefined;
     const active = await this.admission.active(this.em(), run.source, run.id);
     return active.map((r) => r.id);
   }
 
-  async list(query: ListRunsQuery): Promise<{ items: Run[]; nextCursor: string | null }> {
+  async list(query: ListRunsQuery): Promise<{ items: RunFields[]; nextCursor: string | null }> {
     const before = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    const items = await this.em().find(
-      Run,
-      {
-        ...(query.source ? { source: query.source } : {}),
-        ...(query.status ? { status: query.status } : {}),
-        ...(before ? { id: { $lt: before } } : {}),
-      },
-      { orderBy: { id: 'desc' }, limit: query.limit + 1 },
-    );
+    const items = await this.reads.runs({
+      source: query.source,
+      status: query.status,
+      before,
+      limit: query.limit + 1,
+    });
     const more = items.length > query.limit;
     const page = more ? items.slice(0, query.limit) : items;
     const last = page.at(-1);
@@ -180,18 +187,13 @@ export class RunService {
   }
 
   async get(id: number): Promise<RunDetail> {
-    const em = this.em();
-    const run = await em.findOne(Run, id);
+    const { run, jobs, files } = await this.reads.runDetail(id);
     if (!run) throw new NotFoundError(`run ${id} not found`);
-    const [jobs, files] = await Promise.all([
-      em.find(Job, { run: id }, { orderBy: { id: 'asc' } }),
-      em.find(LakeFile, { run: id }, { orderBy: { id: 'asc' }, populate: ['producedBy'] }),
-    ]);
     return { run, jobs, files };
   }
 
-  async recentForSource(source: string, limit: number): Promise<Run[]> {
-    return this.em().find(Run, { source }, { orderBy: { id: 'desc' }, limit });
+  async recentForSource(source: string, limit: number): Promise<RunFields[]> {
+    return this.reads.runs({ source, limit });
   }
 
   /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */
