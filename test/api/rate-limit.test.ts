@@ -9,27 +9,6 @@ beforeAll(async () => {
   t = await startTestApp({
     env: { AFLUENTE_ROLES: 'api', AFLUENTE_RATE_LIMIT_MAX: '3', AFLUENTE_RATE_LIMIT_WINDOW_MS: '60000' },
   });
-
-  it('names the window, not the time left in it, and says when to retry', async () => {
-    const auth = { authorization: `Bearer ${TOKEN}` };
-    for (let i = 0; i < 3; i++) await request(t.app.server).get('/runs').set(auth);
-    // Shorten what is left of this client's window, as if 40 s of the 60 s had passed.
-    const redis = new Redis(t.config.redis.url);
-    try {
-      const keys = await redis.keys(`${t.config.queue.prefix}:ratelimit:*`);
-      expect(keys.length).toBeGreaterThan(0);
-      for (const key of keys) await redis.pexpire(key, 20_000);
-    } finally {
-      await redis.quit();
-    }
-    const limited = await request(t.app.server).get('/runs').set(auth);
-    expect(limited.status).toBe(429);
-    const retryIn = Number(limited.headers['retry-after']);
-    expect(retryIn).toBeLessThanOrEqual(20);
-    expect(limited.body.message).toBe(
-      `rate limit exceeded: at most 3 requests per 1 minute; retry in ${retryIn} seconds`,
-    );
-  });
 });
 afterAll(async () => t.close());
 
