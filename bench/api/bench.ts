@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { cleanupOnce } from '../cleanup.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -104,33 +105,14 @@ function cpuTimeUs(pid: number | undefined): number | null {
 const CLOCK_TICKS = 100;
 
 const made = { tmp: '', queuePrefix: '', locked: false, baseline: undefined as ChildProcess | undefined };
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    const steps: [string, () => Promise<unknown>][] = [
-      ['stop the baseline server', stopBaseline],
-      ['stop the service', stopService],
-      ['drop the queue keys', async () => made.queuePrefix && dropQueueKeys(made.queuePrefix)],
-      ['drop the state database', async () => made.locked && dropStateDatabase()],
-      ['remove the temp folder', async () => made.tmp && rm(made.tmp, { recursive: true, force: true })],
-      ['release the lock', unlockBenchmark],
-    ];
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (error) {
-        console.error(`api: could not ${what}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\napi: ${signal}, cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanup = cleanupOnce('api', () => [
+  ['stop the baseline server', stopBaseline],
+  ['stop the service', stopService],
+  ['drop the queue keys', async () => made.queuePrefix && dropQueueKeys(made.queuePrefix)],
+  ['drop the state database', async () => made.locked && dropStateDatabase()],
+  ['remove the temp folder', async () => made.tmp && rm(made.tmp, { recursive: true, force: true })],
+  ['release the lock', unlockBenchmark],
+]);
 
 let exitCode = 1;
 try {

@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { cleanupOnce } from '../cleanup.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -65,11 +66,12 @@ const made = {
   /** Whether this benchmark holds the lock: only then is the state database its own to drop. */
   locked: false,
 };
-let cleaning: Promise<void> | undefined;
 let interrupted = false;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    const steps: [string, () => Promise<unknown>][] = [
+const cleanup = cleanupOnce(
+  'e2e',
+  () => {
+    stopDlt();
+    return [
       ['stop the service', stopService],
       ['drop the benchmark schemas', () => dropSchemas([...made.schemas])],
       ['drop the queue keys', () => Promise.all([...made.queuePrefixes].map(dropQueueKeys))],
@@ -78,24 +80,9 @@ function cleanup(): Promise<void> {
       ['remove the temp folder', async () => made.tmp && rm(made.tmp, { recursive: true, force: true })],
       ['release the lock', unlockBenchmark],
     ];
-    stopDlt();
-    for (const [what, step] of steps) {
-      try {
-        await step();
-      } catch (error) {
-        console.error(`e2e: could not ${what}: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    console.error(`\ne2e: ${signal}, cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+  },
+  () => (interrupted = true),
+);
 
 let exitCode = 1;
 try {
