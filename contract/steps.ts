@@ -119,6 +119,14 @@ export interface LoadResult {
   stale?: Record<string, number>;
   /** True when the ledger already held this run: the step changed nothing. */
   alreadyLoaded: boolean;
+  /**
+   * What the load changed in the warehouse's tables before its merge, in its transaction, to match the table
+   * spec: `create table order_notes`, `add column orders.discount`, `widen column order_items.line`. Absent in
+   * a result from before schema evolution existed; empty when the ledger already held the run.
+   */
+  schemaChanges?: string[];
+  /** Per table, the warehouse columns the spec no longer names: kept, and NULL in the rows this load wrote. */
+  keptColumns?: Record<string, string[]>;
 }
 
 /** `steps/source=<s>/dt=<dt>/run=<runId>/<job>.json`: the spec a step reads. */

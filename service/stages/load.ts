@@ -145,6 +145,21 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
             .join('; '),
       );
     }
+    if (!reused && (result.schemaChanges?.length ?? 0) > 0) {
+      ctx.logger.info(
+        { schemaChanges: result.schemaChanges, warehouse: deps.warehouse.schema },
+        'the load changed the warehouse’s tables to match the source’s table spec',
+      );
+    }
+    const kept = Object.entries(result.keptColumns ?? {});
+    if (!reused && kept.length > 0) {
+      ctx.logger.warn(
+        { keptColumns: result.keptColumns },
+        `columns no longer in the source’s table spec are kept in the warehouse, NULL in new rows: ${kept
+          .map(([table, columns]) => columns.map((c) => `${table}.${c}`).join(', '))
+          .join(', ')}`,
+      );
+    }
     const clusterId = (await deps.engine.clusterOf(ctx.run.id)) ?? ctx.run.clusterId;
     if (clusterId && deps.releaseCluster) {
       await deps.releaseCluster(clusterId).catch((error: unknown) => {
@@ -161,6 +176,8 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         reused,
         ...(input.run === ctx.run.id ? {} : { replayOf: input.run }),
         warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
+        schemaChanges: result.schemaChanges ?? [],
+        keptColumns: result.keptColumns ?? {},
         ...(step ? { step } : {}),
       },
     };

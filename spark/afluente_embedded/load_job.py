@@ -12,12 +12,12 @@ import datetime
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import duckdb
 
 from afluente_spark.errors import StepError
-from afluente_spark.merge import drop_staging, merge_staged, prepare
+from afluente_spark.merge import Merged, drop_staging, merge_staged, prepare
 from afluente_spark.spec import (LoadStep, Table, check_transform_manifest, load_result_key,
                                  read_load_spec, s3_root)
 from afluente_spark.sql import DIALECTS, WarehouseSql, ident
@@ -56,18 +56,15 @@ def run_load(spec: Mapping[str, Any], lake_root: Optional[str] = None, memory_li
 
     warehouse = Warehouse(step.dialect, step.url, step.user, os.environ.get(PASSWORD_ENV) or None)
     try:
-        loaded = prepare(warehouse, sql, manifest)
-        if loaded:
-            rows, stale = loaded
-            already = True
-        else:
+        merged = prepare(warehouse, sql, manifest)
+        already = merged is not None
+        if merged is None:
             with open_session(temp_dir, memory_limit, threads) as connection:
-                rows, stale = _load(connection, warehouse, lake, step, sql, manifest, temp_dir)
-            already = False
+                merged = _load(connection, warehouse, lake, step, sql, manifest, temp_dir)
     finally:
         warehouse.close()
 
-    result = {"version": 1, "stage": "load", "runId": step.run_id, "rows": rows, "stale": stale,
+    result = {"version": 1, "stage": "load", "runId": step.run_id, **merged.result_fields(),
               "alreadyLoaded": already}
     lake.write_json(load_result_key(step.source, step.dt, step.run_id), result)
     return result
@@ -131,7 +128,7 @@ def _fill_postgres_tables(connection: duckdb.DuckDBPyConnection, step: LoadStep,
 
 
 def _load(connection: duckdb.DuckDBPyConnection, warehouse: Warehouse, lake: FileLake, step: LoadStep,
-          sql: WarehouseSql, manifest: Mapping[str, Any], temp_dir: Optional[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
+          sql: WarehouseSql, manifest: Mapping[str, Any], temp_dir: Optional[str]) -> Merged:
     tables = sql.tables
     try:
         # Staging is filled outside the transaction, as the Spark job does.

@@ -1,7 +1,9 @@
-"""Schema evolution of the warehouse (issue 15, first step): compares the tables a load's spec declares with the
+"""Schema evolution of the warehouse: compares the tables a load's spec declares with the
 columns the warehouse has, and plans the statements that bring the warehouse to the spec, or refuses the change.
 
-Plain Python, for both engines; not yet called by the loads. What it decides:
+Plain Python, for both engines: afluente_spark/merge.py plans before the load stages anything (a refused change
+fails the step before any work) and again inside the load's transaction, where the statements run before the
+merge. What it decides:
 - a table the warehouse lacks is created (a new child table);
 - a column the warehouse lacks is added (`ALTER TABLE … ADD COLUMN`), nullable, so rows loaded before keep NULL;
 - a type the spec widens is widened where the dialect can do it in place: on PostgreSQL smallint → int → bigint
@@ -94,9 +96,13 @@ def plan(sql: WarehouseSql, existing: Mapping[str, Mapping[str, WarehouseColumn]
         for column in wanted:
             current = have.get(column.name.lower())
             if current is None:
+                # IF NOT EXISTS (PostgreSQL): a concurrent load of the same source may add the column first; its
+                # ALTER holds the table's lock until it commits, and then this one is a no-op. Redshift has no
+                # such clause, but runs its transactions serializably: the later one fails and is retried.
+                guard = "IF NOT EXISTS " if sql.dialect == "postgres" else ""
                 evolution.statements.append((
                     f"add column {table.name}.{column.name}",
-                    f"ALTER TABLE {sql.target(table)} ADD COLUMN {ident(column.name)} "
+                    f"ALTER TABLE {sql.target(table)} ADD COLUMN {guard}{ident(column.name)} "
                     f"{column_type(column.type, sql.dialect)}",
                 ))
                 continue

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from .errors import StepError, java_message
 from .jdbc import Warehouse, WarehouseError, connection_properties, writer_url
 from .lake import Lake, join
-from .merge import drop_staging, merge_staged, prepare
+from .merge import Merged, drop_staging, merge_staged, prepare
 from .spec import (Table, Tables, check_transform_manifest, load_result_key, read_load_spec,
                    s3_root)
 from .split_job import configure
@@ -124,25 +124,21 @@ def run_load(spark: SparkSession, spec: Mapping[str, Any], lake_root: Optional[s
     connection = Warehouse(spark, dialect, url, user, password)
     try:
         connection.set_autocommit(True)
-        loaded = prepare(connection, sql, manifest)
-        if loaded:
-            rows, stale = loaded
-            already = True
-        else:
-            rows, stale = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password,
-                                role_arn)
-            already = False
+        merged = prepare(connection, sql, manifest)
+        already = merged is not None
+        if merged is None:
+            merged = _load(spark, lake, connection, sql, manifest, root, spec_root, url, user, password, role_arn)
     finally:
         connection.close()
 
-    result = {"version": 1, "stage": "load", "runId": run_id, "rows": rows, "stale": stale, "alreadyLoaded": already}
+    result = {"version": 1, "stage": "load", "runId": run_id, **merged.result_fields(), "alreadyLoaded": already}
     lake.write_json(join(root, load_result_key(source, dt, run_id)), result)
     return result
 
 
 def _load(spark: SparkSession, lake: Lake, connection: Warehouse, sql: WarehouseSql, manifest: Mapping[str, Any],
           root: str, spec_root: str, url: str, user: Optional[str], password: Optional[str],
-          role_arn: Optional[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
+          role_arn: Optional[str]) -> Merged:
     tables = sql.tables
     try:
         # Staging is filled outside the transaction (Spark's JDBC writer commits per partition).

@@ -151,9 +151,12 @@ class WarehouseSql:
         return f"CREATE TABLE IF NOT EXISTS {self.target(table)} ({', '.join(columns)})"
 
     def setup(self) -> List[Statement]:
-        statements = [("create schema", self.create_schema()), ("create ledger", self.create_ledger())]
-        statements += [(f"create table {t.name}", self.create_target(t)) for t in self.tables.all]
-        return statements
+        """The schema and the ledger. The target tables are the schema evolution's (afluente_spark/evolve.py),
+        created in the load's transaction with the columns they lack."""
+        return [("create schema", self.create_schema()), ("create ledger", self.create_ledger())]
+
+    def create_targets(self) -> List[Statement]:
+        return [(f"create table {t.name}", self.create_target(t)) for t in self.tables.all]
 
     def select_ledger(self) -> str:
         return (

@@ -36,7 +36,8 @@ def changed(**edits: Any) -> Dict[str, Any]:
 
 
 def create(pg: Any, tables: Dict[str, Any]) -> None:
-    for _, statement in warehouse_sql(tables, pg.schema).setup():
+    sql = warehouse_sql(tables, pg.schema)
+    for _, statement in sql.setup() + sql.create_targets():
         pg.conn.execute(statement)
 
 

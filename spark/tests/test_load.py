@@ -49,7 +49,8 @@ def test_a_load_writes_exact_values_unicode_big_numbers_and_json(spark, engine, 
     result = load(engine, lake, 1, pg, TYPED)
 
     assert result == {"version": 1, "stage": "load", "runId": 1, "rows": {"things": 3, "thing_labels": 4},
-                      "stale": {"things": 0, "thing_labels": 0}, "alreadyLoaded": False}
+                      "stale": {"things": 0, "thing_labels": 0}, "alreadyLoaded": False,
+                      "schemaChanges": ["create table things", "create table thing_labels"], "keptColumns": {}}
     assert lake.read_json(RESULT_KEY.format(1)) == result
     assert manifest["tables"]["things"]["rows"] == 3
     got = pg.rows("things", "id, big, wide, money, name, small, ratio, ok, day, at, doc, _extra, _afluente_run_id")
@@ -89,15 +90,17 @@ def test_rerunning_a_load_changes_nothing_and_a_ledger_reset_reloads_the_same_ro
 def test_a_load_failing_halfway_rolls_back_and_its_retry_loads_exact_rows(spark, engine, lake, pg):
     split(engine, lake, 1, [[order(1, items=ITEMS), order(2)]])
     pg.execute(f'CREATE SCHEMA "{pg.schema}"')
-    # The child target exists with an incompatible type: its insert fails after the parent's merge ran.
-    pg.execute(f'CREATE TABLE "{pg.schema}".order_items (order_id BIGINT, line INTEGER, sku INTEGER, quantity INTEGER, '
-               'unit_price NUMERIC(12,2), _extra JSONB, _afluente_run_id BIGINT, _afluente_loaded_at TIMESTAMP)')
+    # The child target exists with a constraint a row breaks: its insert fails after the parent's merge ran.
+    pg.execute(f'CREATE TABLE "{pg.schema}".order_items (order_id BIGINT, line INTEGER, '
+               "sku TEXT CONSTRAINT no_s2 CHECK (sku <> 'S2'), quantity INTEGER, unit_price NUMERIC(12,2), _extra JSONB, "
+               '_afluente_run_id BIGINT, _afluente_loaded_at TIMESTAMP)')
 
-    with pytest.raises(StepError, match=r"insert into order_items failed: .*sku") as failure:
+    with pytest.raises(StepError, match=r"insert into order_items failed: .*no_s2") as failure:
         load(engine, lake, 1, pg)
     # The warehouse's SQLSTATE says the table is at fault, not the moment: the service does not retry it.
     assert failure.value.permanent
-    assert pg.count("orders") == 0
+    # The parent table the load created is gone with the rest of its transaction.
+    assert pg.conn.execute("SELECT to_regclass(%s)", (f'"{pg.schema}".orders',)).fetchone() == (None,)
     assert pg.count("order_items") == 0
     assert pg.count("_afluente_load_ledger") == 0
     assert staging_tables(pg) == []

@@ -66,6 +66,8 @@ def test_split_tables_and_load_warehouse_run_through_spark_submit(lake, pg):
     result = lake.read_json(step + "load_warehouse.result.json")
     assert result == {"version": 1, "stage": "load", "runId": 5, "alreadyLoaded": False,
                       "rows": {"orders": 2, "order_items": 2, "order_tags": 4},
-                      "stale": {"orders": 0, "order_items": 0, "order_tags": 0}}
+                      "stale": {"orders": 0, "order_items": 0, "order_tags": 0},
+                      "schemaChanges": ["create table orders", "create table order_items", "create table order_tags"],
+                      "keptColumns": {}}
     assert pg.rows("orders", "id, total::text") == [(1, "25.50"), (2, "25.50")]
     assert pg.rows("order_items", "order_id, line, sku", "1, 2") == [(1, 1, "A-1"), (1, 2, "B-2")]

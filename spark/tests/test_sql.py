@@ -77,7 +77,7 @@ WIDE = {
 def redshift_statements(staged_by_copy: bool = False):
     sql = WarehouseSql(read_tables(WIDE), "redshift", "analytics", 1234, "2026-11-23 10:00:00.000000", "updated_at",
                        staged_by_copy)
-    statements = list(sql.setup()) + [("select ledger", sql.select_ledger())]
+    statements = list(sql.setup()) + list(sql.create_targets()) + [("select ledger", sql.select_ledger())]
     copies = []
     for table in sql.tables.all:
         statements += sql.staging_statements(table)
