@@ -85,7 +85,11 @@ function records(stage: string, job: Job | undefined, run: RunDetail): string {
     }
     case 'load': {
       const rows = asTables(m.rows) ?? (finished ? (run.counts.rows ?? undefined) : undefined);
-      return rows ? `rows ${tableCounts(rows)}` : '';
+      // What the load changed in the warehouse's tables to match the source's table spec (schema evolution).
+      const changes = Array.isArray(m.schemaChanges) ? m.schemaChanges.map(String) : [];
+      return [rows ? `rows ${tableCounts(rows)}` : '', changes.length ? `schema: ${changes.join(', ')}` : '']
+        .filter(Boolean)
+        .join('; ');
     }
     default:
       return '';

@@ -133,9 +133,11 @@ def _refusal(sql: WarehouseSql, table: str, column: str, current: WarehouseColum
     where = f"table {sql.schema}.{table}, column {column}: the warehouse has {was}, the source config says {new}"
     if old is not None and _widens(old, new):
         return (f"{where}; Redshift cannot change this type in place: add a column with the new type and "
-                f"name it in the config, or rebuild the table (CREATE TABLE AS, then rename)")
+                f"name it in the config, or rebuild the table (CREATE TABLE AS, then rename), then replay the run "
+                f"from its transform stage")
     return (f"{where}, which would change or lose loaded values; keep the type, map the field to a new column, "
-            f"or convert the column yourself (ALTER TABLE … TYPE … USING …) and load again")
+            f"or convert the column yourself (ALTER TABLE … TYPE … USING …), then replay the run from its "
+            f"transform stage (a retry reloads the tables it already split with this type)")
 
 
 def read_columns(rows: List[Tuple[object, ...]]) -> Dict[str, Dict[str, WarehouseColumn]]:
