@@ -53,7 +53,7 @@ afterAll(async () => {
 
 /** The source as a new sources file would have it: the shipped tables with `change` applied. */
 function configure(change: (tables: Record<string, TableSpec>) => void): void {
-  const tables = structuredClone(shipped.tables) as Record<string, TableSpec>;
+  const tables: Record<string, TableSpec> = structuredClone(shipped.tables);
   change(tables);
   (sources.sources as Map<string, LoadedSource>).set('demo', { ...shipped, tables });
 }
