@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestManifest, PartInfo } from '../../contract/ingest.ts';
+import type { SourceConfig } from '../../contract/source-config.ts';
 import type { RejectedLine, ValidateGroupManifest, ValidateRequest } from '../../contract/validate.ts';
+import { orderAt } from '../../demo/source-api/records.ts';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { runValidate } from '../../lambdas/validate/validate.ts';
 import { loadSources } from '../../service/config/sources.ts';
+import { namedPaths } from '../../service/stages/drift.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import {
   demoConfig,
@@ -28,11 +31,12 @@ let api: DemoApi;
 let lake: Lake;
 let raw: IngestManifest;
 let schema: Record<string, unknown>;
+let config: SourceConfig;
 
 beforeAll(async () => {
   api = await startDemoApi({ records: RECORDS, pageSize: 250, faults: { badRecords: { every: EVERY } } });
   lake = await tempLake();
-  const config = await demoConfig(`${api.url}/orders`, PAGINATIONS.page(250).pagination, {
+  config = await demoConfig(`${api.url}/orders`, PAGINATIONS.page(250).pagination, {
     allowPrivateNetwork: true,
   });
   await ingestAll(request(config, lake, { limits: limits({ partMaxRecords: 300 }) }), lake);
@@ -54,6 +58,8 @@ function validateRequest(parts: PartInfo[], overrides: Partial<ValidateRequest> 
     group: 0,
     parts,
     schema,
+    named: namedPaths(config),
+    basis: 'test',
     transforms: { trimStrings: false, timestampsToUtc: true, coerceNumbers: false },
     limits: { partMaxRecords: 400, partMaxBytes: 64 * 1024 * 1024 },
     ...overrides,
@@ -109,6 +115,19 @@ describe('validate', () => {
       { message: '/id must be integer', count: 47 },
       { message: '/total must be number', count: 47 },
     ]);
+
+    // Every record, valid or not, holds customer.email, which no column of the demo source names.
+    expect(group.drift).toEqual({
+      truncated: false,
+      fields: [
+        {
+          path: 'customer.email',
+          type: 'string',
+          count: RECORDS,
+          sample: JSON.stringify(orderAt(0, 1).customer.email),
+        },
+      ],
+    });
 
     const valid = await lines<{ id: number }>(group.validFiles.map((f) => f.key));
     expect(valid).toHaveLength(RECORDS - bad);
@@ -187,9 +206,6 @@ describe('validate with the schema derived from tables (a sources file without `
   it('gives the same counts as the schema file when the faults are ones the tables can say', async () => {
     api.setFaults({ badRecords: { every: EVERY, kinds: ['wrong_type', 'null_key'] } });
     try {
-      const config = await demoConfig(`${api.url}/orders`, PAGINATIONS.page(250).pagination, {
-        allowPrivateNetwork: true,
-      });
       await ingestAll(request(config, lake, { runId: 13, limits: limits({ partMaxRecords: 300 }) }), lake);
       const files = (await readManifest(lake, 13)).files;
       const bad = Math.floor(RECORDS / EVERY);
