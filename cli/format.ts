@@ -1,5 +1,5 @@
 import { tableCounts, type StageView } from './stages.ts';
-import type { Backfill, Counts, ErrorInfo, Run, RunDetail, RunPage } from './types.ts';
+import type { Backfill, Counts, Drift, ErrorInfo, Run, RunDetail, RunPage } from './types.ts';
 
 // Text for people: tables, one-line summaries and the stage lines. Nothing here writes or talks to the API.
 
@@ -182,6 +182,7 @@ export function runDetailLines(run: RunDetail, stageLines: string[], now: number
     ...(run.cancelledBy ? [`  cancelled by ${run.cancelledBy}`] : []),
     ...(run.error ? [`  error    ${errorText(run.error)}`] : []),
     ...(run.error?.logs ? [`  logs     ${run.error.logs}`] : []),
+    ...(run.drift ? driftLines(run.drift) : []),
     'stages',
     ...stageLines,
   ];
@@ -218,6 +219,17 @@ export function runDetailLines(run: RunDetail, stageLines: string[], now: number
         .join(', ')}`,
     );
   }
+  return lines;
+}
+
+/** `  drift    new field `discount` (number) in 1,234 of 5,000 records, e.g. 0.1`, one line a field. */
+export function driftLines(drift: Drift): string[] {
+  const lines = drift.fields.map(
+    (f, i) =>
+      `  ${i === 0 ? 'drift' : '     '}    new field \`${f.path}\` (${f.type}) in ${count(f.count)} of ` +
+      `${count(drift.records)} records, e.g. ${f.sample}`,
+  );
+  if (drift.truncated) lines.push('           and more, not listed: over 200 kinds of new field were seen');
   return lines;
 }
 

@@ -74,7 +74,16 @@ export interface LakeFile {
   bytes: number;
 }
 
+/** Fields of the records that no column names, counted by the validate stage. */
+export interface Drift {
+  records: number;
+  fields: { path: string; type: string; count: number; sample: string }[];
+  truncated: boolean;
+}
+
 export interface RunDetail extends Run {
+  /** Absent from a service older than drift; null before the run validated. */
+  drift?: Drift | null;
   jobs: Job[];
   files: LakeFile[];
 }

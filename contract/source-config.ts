@@ -13,6 +13,10 @@ export type AuthKind = (typeof AUTH_KINDS)[number];
 export const API_KEY_LOCATIONS = ['header', 'query'] as const;
 export type ApiKeyLocation = (typeof API_KEY_LOCATIONS)[number];
 
+/** What a run does when its records hold fields no column names (drift): show them, or also fail. */
+export const ON_DRIFT_MODES = ['warn', 'fail'] as const;
+export type OnDriftMode = (typeof ON_DRIFT_MODES)[number];
+
 /** What happens to record fields that no column names. */
 export const UNKNOWN_FIELDS_MODES = ['ignore', 'keep', 'reject'] as const;
 export type UnknownFieldsMode = (typeof UNKNOWN_FIELDS_MODES)[number];
@@ -375,8 +379,11 @@ export const SourceConfigSchema = Type.Object(
      * (embedded while the run's validated bytes are at most AFLUENTE_EMBEDDED_MAX_BYTES). @default "auto"
      */
     engine: Type.Enum(ENGINES, { default: 'auto' }),
-    /** Path of the records' JSON Schema (draft-07), relative to the sources file's folder. */
-    schema: NonEmptyString,
+    /**
+     * Path of the records' JSON Schema (draft-07), relative to the sources file's folder; absent means the
+     * service derives one from `tables` (types, key columns required, nested paths).
+     */
+    schema: Type.Optional(NonEmptyString),
     tables: Type.Record(Type.String({ pattern: IDENTIFIER_PATTERN }), TableSchema, {
       additionalProperties: false,
       minProperties: 1,
@@ -385,6 +392,11 @@ export const SourceConfigSchema = Type.Object(
     quality: QualitySchema,
     /** What the validate stage changes before it checks a record against the schema. */
     transforms: TransformsSchema,
+    /**
+     * Fields no column names (drift) are counted by the validate stage and shown on the run and the source;
+     * `fail` also fails the run once validated, naming them, before anything is loaded. @default "warn"
+     */
+    onDrift: Type.Enum(ON_DRIFT_MODES, { default: 'warn' }),
     /** Seconds each stage may take from its first start. @default { ingest: 7200, validate: 7200, transform: 21600, load: 21600 } */
     deadlineSeconds: DeadlinesSchema,
   },

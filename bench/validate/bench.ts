@@ -9,6 +9,7 @@ import { runIngest } from '../../lambdas/ingest/ingest.ts';
 import { FileLake } from '../../lib/lake/file-lake.ts';
 import { loadConfig } from '../../service/config/env.ts';
 import { loadSources } from '../../service/config/sources.ts';
+import { namedPaths } from '../../service/stages/drift.ts';
 import { handlerNodeFlags } from '../../service/invocation/local-invoker.ts';
 import { child, compare, report } from '../measure.ts';
 
@@ -64,6 +65,8 @@ for (const records of SIZES) {
       group: 0,
       parts: raw.files,
       schema: schemaDocument,
+      named: namedPaths(demo),
+      basis: 'bench',
       transforms,
       limits: { partMaxRecords: env.ingest.partMaxRecords, partMaxBytes: env.ingest.partMaxBytes },
     };

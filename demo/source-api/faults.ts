@@ -49,6 +49,11 @@ export interface FaultSpec {
    * `missing_field` drops `status`, `wrong_type` makes `total` a non-numeric string, `null_key` sets `id` to null.
    */
   badRecords?: { every: number; /** @default all three, in that order */ kinds?: BadRecordKind[] };
+  /**
+   * Adds `discount`, a number no demo column names, to the records with ids `every`, `2·every`, … on every
+   * request: an API that grew a field (schema drift).
+   */
+  newField?: { every: number };
   /** Cursor kind: page `atPage` answers with the previous page's cursor (page 1: its own), a cursor loop. */
   repeatCursor?: { atPage: number };
   /** Page and link kinds: every page from `atPage` on serves page `atPage`, as an API that ignores `page`. */
@@ -156,6 +161,17 @@ export function breakRecord(record: Record<string, unknown>, kind: BadRecordKind
   return record;
 }
 
+/** The `newField` fault: whether the record at `index` gets the new field. */
+export function hasNewField(spec: FaultSpec, index: number): boolean {
+  return spec.newField !== undefined && (index + 1) % spec.newField.every === 0;
+}
+
+/** Adds the `newField` fault's field to a freshly generated record: `discount` 0.01 to 0.99, from its id. */
+export function addNewField(record: Record<string, unknown>, index: number): Record<string, unknown> {
+  record.discount = (((index + 1) % 99) + 1) / 100;
+  return record;
+}
+
 /** What a misconfigured proxy in front of the API would send with a 200. */
 export const NOT_JSON_BODY =
   '<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n' +
@@ -228,6 +244,7 @@ const SHAPES: Record<Exclude<keyof FaultSpec, 'unauthorized'>, Shape> = {
     every: [posInt, true, 'an integer ≥ 1'],
     kinds: [kindList, false, `an array of ${BAD_KINDS.join(', ')}`],
   },
+  newField: { every: [posInt, true, 'an integer ≥ 1'] },
   repeatCursor: { atPage: [posInt, true, 'an integer ≥ 1'] },
   repeatPage: { atPage: [posInt, true, 'an integer ≥ 1'] },
   oversized: { pages: PAGES, bytes: [posInt, true, 'an integer ≥ 1'], chunked: [bool, false, 'a boolean'] },

@@ -3,8 +3,10 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { isIPv6, type AddressInfo } from 'node:net';
 import {
+  addNewField,
   badRecordKind,
   breakRecord,
+  hasNewField,
   createFaultState,
   gzipBomb,
   NOT_JSON_BODY,
@@ -178,7 +180,8 @@ export async function startDemoApi(options: DemoApiOptions = {}): Promise<DemoAp
     for (let i = from; i < to; i++) {
       const order = wireOrderAt(i, seed, baseMs);
       const bad = badRecordKind(spec, i);
-      data.push(bad ? breakRecord(order as unknown as Record<string, unknown>, bad) : order);
+      const record = bad ? breakRecord(order as unknown as Record<string, unknown>, bad) : order;
+      data.push(hasNewField(spec, i) ? addNewField(record as Record<string, unknown>, i) : record);
     }
     return JSON.stringify(data);
   }

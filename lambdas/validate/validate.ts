@@ -11,6 +11,7 @@ import type { Lake } from '../../lib/lake/lake.ts';
 import { HandlerError } from '../common/errors.ts';
 import { lineBatches } from '../common/ndjson-lines.ts';
 import { PartWriter } from '../common/part-writer.ts';
+import { DriftCounter } from './drift.ts';
 import { compileTransform } from './transforms.ts';
 import { errorKey, recordErrors, validatorFor } from './schema-validator.ts';
 
@@ -19,7 +20,8 @@ const TOP_ERRORS = 20;
 /**
  * The validate Lambda's work for one group of raw parts: stream each part, transform and validate every record on
  * its own, and write the valid ones to validated parts and the others, with where they came from and every error,
- * to rejected parts; then the group's manifest, last. Counts reconcile exactly or the group fails.
+ * to rejected parts; then the group's manifest, last. Counts reconcile exactly or the group fails. The manifest also
+ * counts the fields no column names (drift.ts), over every record read.
  */
 export async function runValidate(request: ValidateRequest, deps: { lake: Lake }): Promise<ValidateResult> {
   try {
@@ -51,11 +53,12 @@ async function validateGroup(request: ValidateRequest, lake: Lake): Promise<Vali
   const valid = writer(validPrefix);
   const rejected = writer(rejectedPrefix);
   const counts = new Map<string, number>();
+  const drift = new DriftCounter(request.named);
   let read = 0;
 
   try {
     for (const part of request.parts) {
-      read += await validatePart(lake, part, { validate, transform, valid, rejected, counts });
+      read += await validatePart(lake, part, { validate, transform, valid, rejected, counts, drift });
     }
     const [validFiles, rejectedFiles] = [await valid.close(), await rejected.close()];
     const validCount = validFiles.reduce((n, f) => n + f.records, 0);
@@ -78,6 +81,8 @@ async function validateGroup(request: ValidateRequest, lake: Lake): Promise<Vali
         .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
         .slice(0, TOP_ERRORS)
         .map(([message, count]) => ({ message, count })),
+      drift: drift.result(),
+      basis: request.basis,
     };
     await lake.put(manifestKey, JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
     return { kind: 'done', manifestKey, read, valid: validCount, rejected: rejectedCount };
@@ -94,6 +99,7 @@ interface PartContext {
   valid: PartWriter;
   rejected: PartWriter;
   counts: Map<string, number>;
+  drift: DriftCounter;
 }
 
 /** Validates one raw part; returns how many records it read. A corrupt part fails with its key and line. */
@@ -116,6 +122,7 @@ async function validatePart(lake: Lake, part: PartInfo, ctx: PartContext): Promi
             part.key,
           );
         }
+        ctx.drift.count(record);
         record = ctx.transform(record);
         if (ctx.validate(record)) {
           ok.push(JSON.stringify(record));

@@ -1,6 +1,7 @@
 import type { Deadlines } from '../../contract/source-config.ts';
+import type { RunDrift } from '../../contract/validate.ts';
 import { backfillStatus, type BackfillDetail } from '../runs/backfills.ts';
-import type { Instant, JobFields, LakeFileFields, RunFields } from '../runs/run-reads.ts';
+import type { Instant, JobFields, LakeFileFields, RunFields, SourceDriftRow } from '../runs/run-reads.ts';
 import { Status } from '../state/status.ts';
 
 // Entities, and the rows the API reads (runs/run-reads.ts), map to API views here, and only here: the response
@@ -67,6 +68,23 @@ export function jobView(job: JobFields, deadlines?: Deadlines) {
         ? new Date(time(job.startedAt) + seconds * 1000).toISOString()
         : null,
   };
+}
+
+/** A run's drift: what its latest validate job counted (the validate stage's metrics), or null before one did. */
+export function runDriftView(jobs: readonly JobFields[]) {
+  let latest: RunDrift | undefined;
+  for (const job of jobs) if (job.stage === 'validate' && job.metrics?.drift) latest = driftOf(job.metrics);
+  return latest ?? null;
+}
+
+/** The drift of a source's latest run that validated, with that run's id; null before any did. */
+export function sourceDriftView(row: SourceDriftRow | undefined) {
+  return row ? { run: row.run, ...driftOf(row.metrics) } : null;
+}
+
+function driftOf(metrics: Record<string, unknown>): RunDrift {
+  const { records, fields, truncated } = metrics.drift as RunDrift;
+  return { records, fields, truncated };
 }
 
 export function lakeFileView(file: LakeFileFields) {

@@ -229,6 +229,12 @@ function toFile(row: FileRow): LakeFileFields {
   };
 }
 
+/** The drift a source's latest validated run saw: its validate job's metrics, which hold `drift`. */
+export interface SourceDriftRow {
+  run: number;
+  metrics: Record<string, unknown>;
+}
+
 /** What GET /runs filters by; `before` is the keyset cursor (runs with a lower id). */
 export interface RunFilter {
   source?: string;
@@ -245,6 +251,11 @@ export interface RunFilter {
 export class RunReads {
   private readonly db: ReadsDb;
   private readonly detail: CompiledQuery<DetailRow>;
+  private readonly drift: CompiledQuery<{
+    run: number;
+    job: number;
+    metrics: Record<string, unknown> | null;
+  }>;
   /** GET /runs's query for each combination of filters, compiled when first asked for. */
   private readonly pages = new Map<string, CompiledQuery<RunRow>>();
 
@@ -254,6 +265,27 @@ export class RunReads {
     // run id). It was three, one per table: each statement costs a round trip, which on the benchmark's machine
     // cost the service and MariaDB more CPU than the rows the join repeats (bench/README.md, `api`).
     this.detail = selectRunDetail(db).where('r.id', '=', 0).compile();
+    // The source's runs newest first on runs_source_id_idx, each joined to its jobs by run;
+    // MariaDB stops at the first runs that have drift in their metrics (EXPLAIN: ref on runs_source_id_idx, no
+    // filesort, then jobs_run_id_index).
+    this.drift = db
+      .selectFrom('runs as r')
+      .innerJoin('jobs as j', 'j.run_id', 'r.id')
+      .select(['r.id as run', 'j.id as job', 'j.metrics'])
+      .where('r.source', '=', '')
+      .where('j.stage', '=', 'validate')
+      .where((eb) => eb(eb.fn('json_contains_path', ['j.metrics', eb.val('one'), eb.val('$.drift')]), '=', 1))
+      .orderBy('r.id', 'desc')
+      .limit(4)
+      .compile();
+  }
+
+  /** The validate metrics of the source's latest run whose validate stage counted drift (its latest attempt's). */
+  async latestDrift(source: string): Promise<SourceDriftRow | undefined> {
+    const rows = await this.run(this.drift, [source, 'validate', 'one', '$.drift', 1, 4]);
+    const run = rows[0]?.run;
+    const latest = rows.filter((r) => r.run === run).sort((a, b) => b.job - a.job)[0];
+    return latest?.metrics ? { run: latest.run, metrics: latest.metrics } : undefined;
   }
 
   /** A run with its jobs (every attempt's, oldest first) and its lake files; `run` is undefined if there is none. */

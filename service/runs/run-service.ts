@@ -25,6 +25,7 @@ import {
   type LakeFileFields,
   type ReadsSchema,
   type RunFields,
+  type SourceDriftRow,
 } from './run-reads.ts';
 
 export interface CreateRunInput {
@@ -194,6 +195,11 @@ export class RunService {
 
   async recentForSource(source: string, limit: number): Promise<RunFields[]> {
     return this.reads.runs({ source, limit });
+  }
+
+  /** The validate metrics, with its drift, of the source's latest run whose validate stage counted drift. */
+  async latestDrift(source: string): Promise<SourceDriftRow | undefined> {
+    return this.reads.latestDrift(source);
   }
 
   /** Cancels a run that has not finished: its open jobs are cancelled, queued ones removed, running ones told to stop. */

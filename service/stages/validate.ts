@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { IngestManifest, PartInfo } from '../../contract/ingest.ts';
 import { groupManifestKey, manifestKey, runDate, runPrefix } from '../../contract/lake-layout.ts';
@@ -7,6 +8,7 @@ import type { Config } from '../config/env.ts';
 import type { LoadedSource } from '../config/sources.ts';
 import type { InvocationEvents } from '../invocation/events.ts';
 import { invokeAndWait } from '../invocation/invoke-and-wait.ts';
+import { driftFieldText, driftMessage, namedPaths, sumDrift } from './drift.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
 import { stageInput } from './stage-input.ts';
@@ -37,8 +39,10 @@ const TOP = 3;
 /**
  * The validate stage as the worker runs it: the run's raw parts are split into groups, and the validate Lambda
  * runs on the groups in parallel, with bounded concurrency. A group that committed in an earlier attempt is
- * reused, so a retry re-runs only the groups that failed. When every group has committed, the stage writes the
- * validated and rejected manifests (its commit) and checks the quality gate.
+ * reused (if validated on the same schema, transforms and columns), so a retry re-runs only the groups that
+ * failed. When every group has committed, the stage writes the validated and rejected manifests (its commit),
+ * checks the quality gate, and sums the groups' drift: shown on the job's metrics, and with `onDrift: fail` a
+ * failed run.
  */
 export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'> {
   return async (ctx) => {
@@ -57,6 +61,10 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
     const validPrefix = runPrefix('validated', source.name, dt, ctx.run.id);
     const rejectedPrefix = runPrefix('rejected', source.name, dt, ctx.run.id);
     const groups = chunk(raw.files, deps.partsPerGroup);
+    const named = namedPaths(source);
+    const basis = createHash('sha256')
+      .update(JSON.stringify([source.schemaDocument, source.transforms, named]))
+      .digest('hex');
 
     const limit = pLimit(deps.concurrency);
     let invocations = 0;
@@ -64,7 +72,12 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
       groups.map((parts, group) =>
         limit(async (): Promise<ValidateGroupManifest> => {
           ctx.signal.throwIfAborted();
-          const committed = await committedGroup(deps.lake, groupManifestKey(validPrefix, group), parts);
+          const committed = await committedGroup(
+            deps.lake,
+            groupManifestKey(validPrefix, group),
+            parts,
+            basis,
+          );
           if (committed) return committed;
           invocations += 1;
           const result = await invokeAndWait(
@@ -81,6 +94,8 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
               group,
               parts,
               schema: source.schemaDocument,
+              named,
+              basis,
               transforms: source.transforms,
               limits: deps.parts,
             },
@@ -109,6 +124,7 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
       );
     }
     const errors = mergeErrors(manifests.map((m) => m.errors));
+    const drift = sumDrift(manifests);
     const commit = async (
       layer: 'validated' | 'rejected',
       prefix: string,
@@ -162,6 +178,7 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
         invocations,
         topErrors: errors.slice(0, TOP),
         rejectRatio: read === 0 ? 0 : rejected / read,
+        drift,
       },
     };
     const ratio = read === 0 ? 0 : rejected / read;
@@ -178,20 +195,35 @@ export function validateStage(deps: ValidateStageDeps): StageHandler<'validate'>
         outcome,
       );
     }
+    if (drift.fields.length > 0) {
+      ctx.logger.warn(
+        { runId: ctx.run.id, source: source.name, drift: drift.fields.slice(0, TOP) },
+        drift.fields
+          .slice(0, TOP)
+          .map((f) => driftFieldText(f, drift.records))
+          .join('; '),
+      );
+      // After the stage's commit, as the quality gate: the run stops here, before anything is loaded.
+      if (source.onDrift === 'fail')
+        throw new NonRetryableError('schema_drift', driftMessage(drift), {}, outcome);
+    }
     return outcome;
   };
 }
 
-/** A group manifest from an earlier attempt, if it covers exactly these parts. */
+/** A group manifest from an earlier attempt, if it covers exactly these parts on the same basis. */
 async function committedGroup(
   lake: Lake,
   key: string,
   parts: PartInfo[],
+  basis: string,
 ): Promise<ValidateGroupManifest | undefined> {
   if (!(await lake.exists(key))) return undefined;
   const manifest = await readJson<ValidateGroupManifest>(lake, key);
   const same =
-    manifest.inputs.length === parts.length && manifest.inputs.every((k, i) => k === parts[i]?.key);
+    manifest.basis === basis &&
+    manifest.inputs.length === parts.length &&
+    manifest.inputs.every((k, i) => k === parts[i]?.key);
   return same ? manifest : undefined;
 }
 

@@ -1,13 +1,14 @@
 import type { EntityManager } from '@mikro-orm/mysql';
 import { Redis } from 'ioredis';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { orderAt } from '../../demo/source-api/records.ts';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { openLake } from '../../lib/lake/open-lake.ts';
-import type { LoadedSources } from '../../service/config/sources.ts';
+import { loadSources, type LoadedSources } from '../../service/config/sources.ts';
 import { InvocationEvents } from '../../service/invocation/events.ts';
 import { LocalLambdaInvoker } from '../../service/invocation/local-invoker.ts';
 import { createLogger } from '../../service/observability/logger.ts';
@@ -41,10 +42,10 @@ afterAll(async () => api.close());
 const ok = () => Promise.resolve({});
 const later: Partial<StageHandlers> = { transform: ok, load: ok };
 const open: TestApp[] = [];
-async function start(): Promise<TestApp> {
+async function start(with_ = sources): Promise<TestApp> {
   const lake = await mkdtemp(join(tmpdir(), 'afluente-validate-'));
   const t = await startTestApp({
-    sources,
+    sources: with_,
     handlers: later,
     // 4 raw parts of 300 records, validated 2 parts per invocation: 2 groups.
     env: {
@@ -163,9 +164,81 @@ describe('the validate stage', () => {
   });
 });
 
-describe('a failed validate group', () => {
-  it('is retried alone: groups that committed are reused', async () => {
+describe('drift', () => {
+  /**
+   * The shipped demo source from a sources file without `schema` (so its schema is derived from tables), with
+   * the one field of the demo records its tables leave out (customer.email) named, and `onDrift` set.
+   */
+  async function driftSources(onDrift: 'warn' | 'fail'): Promise<LoadedSources> {
+    const shipped = await readFile('config/sources.yaml', 'utf8');
+    const email = '          customer_email: { path: customer.email, type: string }\n';
+    const edited = shipped
+      .replace('http://127.0.0.1:8787/orders', `${api.url}/orders`)
+      .replace(/^ {4}schema: .*\n/m, `    onDrift: ${onDrift}\n`)
+      .replace(/^( {10}customer_country: .*\n)/m, `$1${email}`);
+    if (!edited.includes(email) || !edited.includes('onDrift'))
+      throw new Error('config/sources.yaml changed');
+    const file = join(await mkdtemp(join(tmpdir(), 'afluente-drift-')), 'sources.yaml');
+    await writeFile(file, edited);
+    const loaded = await loadSources(file);
+    expect(loaded.sources.get('demo')?.onDrift).toBe(onDrift);
+    expect(loaded.sources.get('demo')?.schemaPath).toBeUndefined();
+    return loaded;
+  }
+  const discount = (count: number) => ({ path: 'discount', type: 'number', count, sample: '0.05' });
+
+  it('counts a new field exactly and shows it on the run and the source, with onDrift: warn', async () => {
+    // Records 4, 8, … get `discount`; the first is record 4, whose discount is 0.05.
+    api.setFaults({ newField: { every: 4 } });
+    const t = await start(await driftSources('warn'));
+    const { run } = await t.app.runs.create({ source: 'demo' });
+    const done = await finishedRun(t, run.id);
+    expect(done.status).toBe('COMPLETED');
+    const drift = { records: RECORDS, truncated: false, fields: [discount(RECORDS / 4)] };
+    const job = await em(t).findOneOrFail(Job, { run: run.id, stage: 'validate' });
+    expect(job.metrics?.drift).toEqual(drift);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const detail = await request(t.app.server).get(`/runs/${run.id}`).set(auth);
+    expect(detail.body.drift).toEqual(drift);
+    const source = await request(t.app.server).get('/sources/demo').set(auth);
+    expect(source.body).toMatchObject({ onDrift: 'warn', drift: { run: run.id, ...drift } });
+  });
+
+  it('fails the run with onDrift: fail, naming the new field, before anything is loaded', async () => {
+    const t = await start(await driftSources('fail'));
+    api.setFaults({ newField: { every: 3 } });
+    const { run } = await t.app.runs.create({ source: 'demo' });
+    const failed = await finishedRun(t, run.id);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatchObject({
+      reason: 'schema_drift',
+      stage: 'validate',
+      message:
+        'schema drift, and the source has onDrift: fail: new field `discount` (number) in 400 of 1,200 records. ' +
+        'Name them in tables (or set onDrift: warn), then retry the run',
+    });
+    const jobs = await em(t).find(Job, { run: run.id }, { orderBy: { id: 'asc' } });
+    expect(jobs.map((j) => [j.stage, j.status])).toEqual([
+      ['ingest', 'COMPLETED'],
+      ['validate', 'FAILED'],
+    ]);
+    expect(jobs[1]?.metrics?.drift).toMatchObject({
+      records: RECORDS,
+      fields: [{ path: 'discount', count: 400 }],
+    });
+    // Without drift the run goes through (a failed run moves no cursor, so this one reads every record too).
     api.setFaults({});
+    const { run: clean } = await t.app.runs.create({ source: 'demo' });
+    const cleanDone = await finishedRun(t, clean.id);
+    expect(cleanDone.status).toBe('COMPLETED');
+    const cleanJob = await em(t).findOneOrFail(Job, { run: clean.id, stage: 'validate' });
+    expect(cleanJob.metrics?.drift).toEqual({ records: RECORDS, truncated: false, fields: [] });
+  });
+});
+
+describe('a failed validate group', () => {
+  it('is retried alone: groups that committed are reused, and the drift still sums exactly', async () => {
+    api.setFaults({ newField: { every: 5 } });
     const lake = openLake(`file://${await mkdtemp(join(tmpdir(), 'afluente-groups-'))}`);
     const config = await demoConfig(`${api.url}/orders`, PAGINATIONS.page(300).pagination, {
       allowPrivateNetwork: true,
@@ -207,6 +280,50 @@ describe('a failed validate group', () => {
       const outcome = await stage(ctx(2));
       expect(outcome.metrics).toMatchObject({ groups: 2, invocations: 1, read: RECORDS });
       expect(outcome.counts).toEqual({ valid: RECORDS, rejected: 0 });
+      // Group 0 (records 1-600) committed in the first attempt and group 1 in the second: each counted once.
+      // The shipped demo tables leave the records' customer.email out, so it is drift too.
+      expect(outcome.metrics?.drift).toEqual({
+        records: RECORDS,
+        truncated: false,
+        fields: [
+          {
+            path: 'customer.email',
+            type: 'string',
+            count: RECORDS,
+            sample: JSON.stringify(orderAt(0, 1).customer.email),
+          },
+          { path: 'discount', type: 'number', count: RECORDS / 5, sample: '0.06' },
+        ],
+      });
+
+      // Once the tables name `discount`, a retry validates every group again instead of reusing ones counted
+      // against the old tables.
+      const demo = sources.sources.get('demo')!;
+      const orders = demo.tables.orders!;
+      const named = {
+        ...demo,
+        tables: {
+          ...demo.tables,
+          orders: {
+            ...orders,
+            columns: { ...orders.columns, discount: { path: 'discount', type: 'double' } },
+          },
+        },
+      } satisfies typeof demo;
+      const again = await validateStage({
+        lake,
+        invoker,
+        events,
+        sources: new Map([['demo', named]]),
+        concurrency: 2,
+        partsPerGroup: 2,
+        parts: { partMaxRecords: 1000, partMaxBytes: 1 << 26 },
+        resultTimeoutMs: 60_000,
+      })(ctx(3));
+      expect(again.metrics).toMatchObject({ groups: 2, invocations: 2, read: RECORDS });
+      expect((again.metrics?.drift as { fields: { path: string }[] }).fields.map((f) => f.path)).toEqual([
+        'customer.email',
+      ]);
     } finally {
       await invoker.close();
       redis.disconnect();

@@ -284,6 +284,14 @@ describe('problems, each with its file, line, source and field', () => {
     expect(lines).toEqual(['F:5:5: source "orders": engine must be one of auto, embedded, spark']);
   });
 
+  it('takes onDrift, warn by default, and names one it does not know', async () => {
+    expect((await loadOne(VALID)).onDrift).toBe('warn');
+    const fail = await loadOne(VALID.replace('    schema:', '    onDrift: fail\n    schema:'));
+    expect(fail.onDrift).toBe('fail');
+    const lines = await problemLines(VALID.replace('    schema:', '    onDrift: stop\n    schema:'));
+    expect(lines).toEqual(['F:5:5: source "orders": onDrift must be one of warn, fail']);
+  });
+
   it('says which field the chosen pagination kind does not take', async () => {
     const lines = await problemLines(
       VALID.replace(

@@ -11,7 +11,7 @@ import {
 } from '../schemas/runs.ts';
 import { RejectsPageSchema, RejectsQuery } from '../schemas/rejects.ts';
 import { readRejects } from '../../runs/rejects.ts';
-import { jobView, lakeFileView, runView } from '../views.ts';
+import { jobView, lakeFileView, runDriftView, runView } from '../views.ts';
 
 const CancelBody = Type.Union([
   Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
@@ -83,6 +83,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       return {
         ...runView(run),
         ...(queuedBehind ? { queuedBehind } : {}),
+        drift: runDriftView(jobs),
         jobs: jobs.map((job) => jobView(job, app.sources.sources.get(run.source)?.deadlineSeconds)),
         files: files.map(lakeFileView),
       };

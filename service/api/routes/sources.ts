@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ENGINES } from '../../../contract/source-config.ts';
+import { ENGINES, ON_DRIFT_MODES } from '../../../contract/source-config.ts';
 import type { LoadedSource } from '../../config/sources.ts';
 import { redactUrl } from '../../config/env.ts';
 import { NotFoundError } from '../../errors.ts';
 import { SourceState } from '../../state/entities/index.ts';
 import { AUTH_ERRORS, ErrorRef } from '../schemas/common.ts';
-import { runView } from '../views.ts';
+import { SourceDriftSchema } from '../schemas/runs.ts';
+import { runView, sourceDriftView } from '../views.ts';
 
 const SourceSchema = Type.Object(
   {
@@ -45,6 +46,10 @@ const SourceSchema = Type.Object(
     cursor: Type.Union([Type.String(), Type.Null()]),
     tables: Type.Array(Type.String()),
     lastRuns: Type.Array(Type.Ref('Run')),
+    onDrift: Type.Enum([...ON_DRIFT_MODES], {
+      description: 'What a run does on fields no column names: show them (warn), or also fail.',
+    }),
+    drift: SourceDriftSchema,
   },
   { $id: 'Source' },
 );
@@ -61,10 +66,11 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
   async function view(source: LoadedSource) {
     const em = app.orm.em.fork();
-    const [state, lastRuns, nextRunAt] = await Promise.all([
+    const [state, lastRuns, nextRunAt, drift] = await Promise.all([
       em.findOne(SourceState, source.name),
       app.runs.recentForSource(source.name, LAST_RUNS),
       source.schedule && app.sourceScheduler ? app.sourceScheduler.nextRunAt(source.name) : null,
+      app.runs.latestDrift(source.name),
     ]);
     return {
       name: source.name,
@@ -88,6 +94,8 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       cursor: state?.cursor ?? null,
       tables: Object.keys(source.tables),
       lastRuns: lastRuns.map(runView),
+      onDrift: source.onDrift,
+      drift: sourceDriftView(drift),
     };
   }
 

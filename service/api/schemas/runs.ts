@@ -1,6 +1,7 @@
 import { Type, type Static, type TSchema, type TUnsafe } from 'typebox';
 import { ENGINES, STEP_ENGINES } from '../../../contract/source-config.ts';
 import { STAGES } from '../../../contract/stages.ts';
+import { JSON_TYPES } from '../../../contract/validate.ts';
 import { STATUSES, Trigger } from '../../state/status.ts';
 
 /**
@@ -214,8 +215,52 @@ export const LakeFileSchema = Type.Object(
   { $id: 'LakeFile' },
 );
 
+const DriftProperties = {
+  records: Type.Integer({
+    description: 'The records the counts are out of: every record the run validated.',
+  }),
+  fields: Type.Array(
+    Type.Object({
+      path: Type.String({
+        description:
+          'Dot path from the record root; `[]` steps into a child table’s array: `items[].discount`.',
+      }),
+      type: Type.Enum([...JSON_TYPES], {
+        description: 'The JSON type it had; a field seen with two has two entries.',
+      }),
+      count: Type.Integer({ description: 'How many records hold it.' }),
+      sample: Type.String({ description: 'One value it had, as JSON text cut to 80 characters.' }),
+    }),
+    { description: 'Most frequent first.' },
+  ),
+  truncated: Type.Boolean({
+    description:
+      'More than 200 distinct (path, type) pairs were seen (a map keyed by ids, say): the others are not listed.',
+  }),
+};
+
+/** Fields no column names (drift), as counted by a validate stage. */
+export const DriftSchema = Type.Object(DriftProperties);
+
+/** A source's drift: that of its latest run that validated. */
+export const SourceDriftSchema = Nullable(
+  Type.Object({
+    run: Type.Integer({ description: 'The run that counted it.' }),
+    ...DriftProperties,
+  }),
+  {
+    description:
+      "Fields no column names in the records of the source's latest run that validated; null before one did.",
+  },
+);
+
 export const RunDetailSchema = Type.Object({
   ...RunSchema.properties,
+  drift: Nullable(DriftSchema, {
+    description:
+      "Fields of the run's records that no column names, counted by its latest validate stage; null before " +
+      'one did. With the source’s `onDrift: fail` the run fails on any (reason `schema_drift`).',
+  }),
   jobs: Type.Array(Type.Ref('Job')),
   files: Type.Array(Type.Ref('LakeFile')),
 });
