@@ -10,6 +10,8 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stageViews } from '../../cli/stages.ts';
+import type { RunDetail } from '../../cli/types.ts';
 import type { TableSpec } from '../../contract/source-config.ts';
 import { orderAt } from '../../demo/source-api/records.ts';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
@@ -143,6 +145,11 @@ describe('schema evolution: the warehouse follows the source’s table spec', ()
       'create table order_labels',
     ]);
     expect(load?.metrics.keptColumns).toEqual({});
+    // `afluente show` lists them on the load's line.
+    const shown = stageViews((await view(second.id)) as unknown as RunDetail).find((v) => v.stage === 'load');
+    expect(shown?.records).toMatch(
+      /; schema: add column orders\.customer_email, widen column order_items\.quantity, create table order_labels$/,
+    );
     expect((await view(second.id)).counts.rows).toEqual({
       orders: expected.orders,
       order_items: expected.order_items,
