@@ -77,16 +77,18 @@ export function sameKey(a: TableKey, b: TableKey): boolean {
   );
 }
 
-/** `key [order_id, line]`, `parentKey {order_id: id}`, `from items`: the parts of a key, for messages. */
-export function describeKey(key: TableKey): string {
-  const parts = [`key [${key.key.join(', ')}]`];
-  if (key.parentKey)
-    parts.push(
-      `parentKey {${Object.entries(key.parentKey)
-        .map(([child, parent]) => `${child}: ${parent}`)
-        .join(', ')}}`,
-    );
-  if (key.from !== null) parts.push(`from ${key.from}`);
+/** The parts of a key that changed: `key [order_id, line] → [order_id, sku]`, `from items → lines`. */
+export function describeKeyChange(from: TableKey, to: TableKey): string {
+  const parentKey = (k: TableKey): string =>
+    `{${Object.entries(k.parentKey ?? {})
+      .map(([child, parent]) => `${child}: ${parent}`)
+      .join(', ')}}`;
+  const parts: string[] = [];
+  if (!sameList(sorted(from.key), sorted(to.key)))
+    parts.push(`key [${from.key.join(', ')}] → [${to.key.join(', ')}]`);
+  if (!sameList(entries(from.parentKey), entries(to.parentKey)))
+    parts.push(`parentKey ${parentKey(from)} → ${parentKey(to)}`);
+  if (from.from !== to.from) parts.push(`from ${from.from ?? 'none'} → ${to.from ?? 'none'}`);
   return parts.join(', ');
 }
 

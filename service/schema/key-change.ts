@@ -1,4 +1,4 @@
-import { describeKey, sameKey, tableKey, type TableKey } from './diff.ts';
+import { describeKeyChange, sameKey, tableKey, type TableKey } from './diff.ts';
 import type { WarehouseSpec } from './spec.ts';
 
 // Whether a load would merge a table by another key than its warehouse rows were merged by. Pure: no I/O.
@@ -48,17 +48,17 @@ export function keyChangeRefusal(
 ): string {
   const tables = changes.map(
     (c) =>
-      `table "${c.table}" changes from ${describeKey(c.from)} to ${describeKey(c.to)} (its warehouse rows were ` +
-      `loaded with schema version ${c.since.versionId}, last at ${c.since.lastLoadedAt.toISOString()})`,
+      `table "${c.table}" ${describeKeyChange(c.from, c.to)} since schema version ${c.since.versionId} (last ` +
+      `loaded ${c.since.lastLoadedAt.toISOString()})`,
   );
   const names = changes.map((c) => `"${c.table}"`).join(', ');
   const qualified = changes.map((c) => `${where.schema}.${c.table}`).join(', ');
   return (
-    `source "${source}": the load is refused before any warehouse row changed: ${tables.join('; ')}. ` +
-    'A load merges rows by their key, so loading by a new key into rows merged by the old one would leave ' +
-    `duplicates. Either load into a new table: rename ${names} in the source's tables and start a run (the old ` +
-    `table stays as it is); or rebuild: drop or rename ${qualified} in the warehouse, then retry this run with ` +
-    `the key change accepted (POST /runs/${where.runId}/retry {"acceptKeyChange": true}, or ` +
-    `npx afluente retry ${where.runId} --accept-key-change), which creates the table anew.`
+    `source "${source}": load refused before any warehouse row changed: ${tables.join('; ')}. Loads merge rows ` +
+    'by key, so loading by the new key into rows merged by the old one would leave duplicates. To go on, either ' +
+    `load into a new table (rename ${names} in the source's tables and start a run; the old table stays), or ` +
+    `rebuild: drop or rename ${qualified} in the warehouse, then retry this run accepting the key change (POST ` +
+    `/runs/${where.runId}/retry {"acceptKeyChange": true}, or npx afluente retry ${where.runId} ` +
+    '--accept-key-change); the table is created anew with only what that load and later ones bring.'
   );
 }

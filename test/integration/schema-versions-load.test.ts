@@ -187,9 +187,8 @@ describe('schema versions through real loads', () => {
     expect(refused.error).toMatchObject({ reason: 'key_changed', stage: 'load' });
     const message = refused.error?.message ?? '';
     expect(message).toContain(
-      'source "demo": the load is refused before any warehouse row changed: table "order_items" changes from ' +
-        'key [order_id, line], parentKey {order_id: id}, from items to key [order_id, sku, line], parentKey ' +
-        `{order_id: id}, from items (its warehouse rows were loaded with schema version ${v2}, last at `,
+      'source "demo": load refused before any warehouse row changed: table "order_items" key [order_id, line] → ' +
+        `[order_id, sku, line] since schema version ${v2} (last loaded `,
     );
     expect(message).toContain(`drop or rename ${t.config.warehouse.schema}.order_items in the warehouse`);
     expect(message).toContain(`POST /runs/${refused.id}/retry {"acceptKeyChange": true}`);

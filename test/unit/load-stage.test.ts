@@ -310,14 +310,13 @@ describe('the load stage’s schema version', () => {
     expect(outcome).toBeInstanceOf(NonRetryableError);
     expect((outcome as NonRetryableError).reason).toBe('key_changed');
     expect((outcome as NonRetryableError).message).toBe(
-      'source "demo": the load is refused before any warehouse row changed: table "order_items" changes from ' +
-        'key [order_id, sku], parentKey {order_id: id}, from items to key [order_id, line], parentKey ' +
-        '{order_id: id}, from items (its warehouse rows were loaded with schema version 2, last at ' +
-        '2026-01-30T12:00:00.000Z). A load merges rows by their key, so loading by a new key into rows merged by ' +
-        'the old one would leave duplicates. Either load into a new table: rename "order_items" in the source\'s ' +
-        'tables and start a run (the old table stays as it is); or rebuild: drop or rename s.order_items in the ' +
-        'warehouse, then retry this run with the key change accepted (POST /runs/7/retry {"acceptKeyChange": ' +
-        'true}, or npx afluente retry 7 --accept-key-change), which creates the table anew.',
+      'source "demo": load refused before any warehouse row changed: table "order_items" key [order_id, sku] → ' +
+        '[order_id, line] since schema version 2 (last loaded 2026-01-30T12:00:00.000Z). Loads merge rows by ' +
+        'key, so loading by the new key into rows merged by the old one would leave duplicates. To go on, either ' +
+        'load into a new table (rename "order_items" in the source\'s tables and start a run; the old table ' +
+        'stays), or rebuild: drop or rename s.order_items in the warehouse, then retry this run accepting the key ' +
+        'change (POST /runs/7/retry {"acceptKeyChange": true}, or npx afluente retry 7 --accept-key-change); the ' +
+        'table is created anew with only what that load and later ones bring.',
     );
     // The run still records what it tried to load; nothing is marked loaded.
     expect(versions.recorded).toHaveLength(1);

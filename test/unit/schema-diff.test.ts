@@ -1,7 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TableSpec } from '../../contract/source-config.ts';
 import { loadSources } from '../../service/config/sources.ts';
-import { diffSpecs, isEmptyDiff, sameKey, tableKey, warehouseColumns } from '../../service/schema/diff.ts';
+import {
+  describeKeyChange,
+  diffSpecs,
+  isEmptyDiff,
+  sameKey,
+  tableKey,
+  warehouseColumns,
+} from '../../service/schema/diff.ts';
 import { keyChanges, type LoadedVersion } from '../../service/schema/key-change.ts';
 import { specHash, warehouseSpec, type WarehouseSpec } from '../../service/schema/spec.ts';
 
@@ -171,6 +178,18 @@ describe('sameKey', () => {
     expect(sameKey(items, { ...items, key: ['order_id'] })).toBe(false);
     expect(sameKey(items, { ...items, parentKey: { order_ref: 'id' } })).toBe(false);
     expect(sameKey(items, { ...items, from: 'lines' })).toBe(false);
+  });
+});
+
+describe('describeKeyChange', () => {
+  it('names only the parts that changed', () => {
+    const items = tableKey(table(demo, 'order_items'));
+    expect(describeKeyChange(items, { ...items, key: ['order_id', 'sku'] })).toBe(
+      'key [order_id, line] → [order_id, sku]',
+    );
+    expect(describeKeyChange(items, { ...items, parentKey: { order_ref: 'id' }, from: 'lines' })).toBe(
+      'parentKey {order_id: id} → {order_ref: id}, from items → lines',
+    );
   });
 });
 
