@@ -1,4 +1,4 @@
-import type { Backfill, Run, RunDetail, RunPage } from './types.ts';
+import type { Backfill, Run, RunDetail, RunPage, SourceSchema } from './types.ts';
 
 /** Where the CLI finds the service when neither `--url` nor `AFLUENTE_URL` says otherwise. */
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -99,8 +99,24 @@ export class ApiClient {
     return this.#send<Run>('POST', `/runs/${id}/cancel`, reason === undefined ? {} : { body: { reason } });
   }
 
-  retryRun(id: number, engine?: string): Promise<Run> {
-    return this.#send<Run>('POST', `/runs/${id}/retry`, engine === undefined ? {} : { body: { engine } });
+  retryRun(id: number, engine?: string, options: { acceptKeyChange?: boolean } = {}): Promise<Run> {
+    const body = {
+      ...(engine === undefined ? {} : { engine }),
+      ...(options.acceptKeyChange ? { acceptKeyChange: true } : {}),
+    };
+    return this.#send<Run>('POST', `/runs/${id}/retry`, Object.keys(body).length === 0 ? {} : { body });
+  }
+
+  /** A source's schema versions and the diff between two (by default the latest loaded → the current config). */
+  getSourceSchema(source: string, query: { from?: number; to?: number } = {}): Promise<SourceSchema> {
+    const search = new URLSearchParams();
+    if (query.from !== undefined) search.set('from', String(query.from));
+    if (query.to !== undefined) search.set('to', String(query.to));
+    const qs = search.toString();
+    return this.#send<SourceSchema>(
+      'GET',
+      `/sources/${encodeURIComponent(source)}/schema${qs ? `?${qs}` : ''}`,
+    );
   }
 
   createBackfill(source: string, window: { from: string; to: string; step: string }): Promise<Backfill> {

@@ -8,6 +8,7 @@ import {
   runDetailLines,
   runHeadline,
   runsTable,
+  sourceSchemaLines,
   stageLabel,
   stageTail,
 } from './format.ts';
@@ -144,18 +145,30 @@ export async function cancel(ctx: Context, id: number, reason?: string): Promise
 export async function retry(
   ctx: Context,
   id: number,
-  options: { engine?: string; wait?: boolean },
+  options: { engine?: string; acceptKeyChange?: boolean; wait?: boolean },
 ): Promise<number> {
-  const run = await ctx.client.retryRun(id, options.engine);
+  const run = await ctx.client.retryRun(id, options.engine, { acceptKeyChange: options.acceptKeyChange });
   if (!ctx.json)
     print(
       ctx,
       `run ${run.id} retried as attempt ${run.attempt}` +
         `${run.stage ? ` from stage ${run.stage}` : ''}` +
-        `${options.engine ? ` on engine ${options.engine}` : ''}: ${ctx.client.url(run.links.self)}`,
+        `${options.engine ? ` on engine ${options.engine}` : ''}` +
+        `${options.acceptKeyChange ? ', accepting a key change' : ''}: ${ctx.client.url(run.links.self)}`,
     );
   if (options.wait) return followRun(ctx, run.id);
   if (ctx.json) printJson(ctx, run);
+  return EXIT.ok;
+}
+
+export async function schema(
+  ctx: Context,
+  source: string,
+  options: { from?: number; to?: number },
+): Promise<number> {
+  const view = await ctx.client.getSourceSchema(source, options);
+  if (ctx.json) printJson(ctx, view);
+  else print(ctx, sourceSchemaLines(view, CLI));
   return EXIT.ok;
 }
 

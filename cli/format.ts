@@ -1,5 +1,16 @@
 import { tableCounts, type StageView } from './stages.ts';
-import type { Backfill, Counts, Drift, ErrorInfo, Run, RunDetail, RunPage } from './types.ts';
+import type {
+  Backfill,
+  Counts,
+  Drift,
+  ErrorInfo,
+  Run,
+  RunDetail,
+  RunPage,
+  SchemaColumn,
+  SourceSchema,
+  TableKey,
+} from './types.ts';
 
 // Text for people: tables, one-line summaries and the stage lines. Nothing here writes or talks to the API.
 
@@ -154,6 +165,9 @@ export function outcomeLines(run: Run, cli: string): string[] {
         `run ${run.id} FAILED${run.error ? `: ${errorText(run.error)}` : ''}`,
         ...(run.error?.logs ? [`  logs: ${run.error.logs}`] : []),
         `  retry it from the failed stage: ${cli} retry ${run.id}`,
+        ...(run.error?.reason === 'key_changed'
+          ? [`  once the warehouse table is rebuilt: ${cli} retry ${run.id} --accept-key-change`]
+          : []),
       ];
     case 'CANCELLED':
       // A plain cancel's error only repeats who cancelled; another (a deadline, say) says why.
@@ -286,4 +300,95 @@ export function backfillDetailLines(b: Backfill, now: number): string[] {
         ]
       : []),
   ];
+}
+
+/** `key [order_id, line], parentKey {order_id: id}, from items`. */
+function keyText(key: TableKey): string {
+  const parts = [`key [${key.key.join(', ')}]`];
+  if (key.parentKey)
+    parts.push(
+      `parentKey {${Object.entries(key.parentKey)
+        .map(([child, parent]) => `${child}: ${parent}`)
+        .join(', ')}}`,
+    );
+  if (key.from !== null) parts.push(`from ${key.from}`);
+  return parts.join(', ');
+}
+
+const columnText = (c: SchemaColumn): string => `${c.column} ${c.type}`;
+
+/** The parts of a key that changed: `key [order_id, line] → [order_id, sku]`, `from items → lines`. */
+function keyChangeText(a: TableKey, b: TableKey): string {
+  const parentKey = (k: TableKey): string =>
+    `{${Object.entries(k.parentKey ?? {})
+      .map(([child, parent]) => `${child}: ${parent}`)
+      .join(', ')}}`;
+  const parts: string[] = [];
+  if (a.key.join(',') !== b.key.join(',')) parts.push(`key [${a.key.join(', ')}] → [${b.key.join(', ')}]`);
+  if (parentKey(a) !== parentKey(b)) parts.push(`parentKey ${parentKey(a)} → ${parentKey(b)}`);
+  if (a.from !== b.from) parts.push(`from ${a.from ?? 'none'} → ${b.from ?? 'none'}`);
+  return parts.join(', ');
+}
+
+/**
+ * `schema`: the source's versions as a table, which one the config is and which one the warehouse follows, then
+ * the diff a line per change: `+` added, `-` removed (the warehouse keeps it), `~` changed, `!` a key change.
+ */
+export function sourceSchemaLines(s: SourceSchema, cli: string): string[] {
+  const lines = [`schema versions of ${s.source}`];
+  if (s.versions.length === 0) lines.push('  none yet: the first load of the source records one');
+  else
+    lines.push(
+      ...table(
+        ['  ID', 'HASH', 'CREATED', 'FIRST LOADED', 'LAST LOADED', 'RUNS', 'LATEST RUN', ''],
+        s.versions.map((v) => [
+          `  ${v.id}`,
+          v.hash.slice(0, 12),
+          timestamp(v.createdAt),
+          timestamp(v.firstLoadedAt),
+          timestamp(v.lastLoadedAt),
+          count(v.runs),
+          v.latestRunId === null ? '-' : String(v.latestRunId),
+          [v.current ? 'current config' : '', v.id === s.latestLoadedId ? 'latest loaded' : '']
+            .filter(Boolean)
+            .join(', '),
+        ]),
+      ),
+    );
+  lines.push(
+    s.current.versionId === null
+      ? `the current config (${s.current.hash.slice(0, 12)}) has no version yet: its first load records one`
+      : `the current config is version ${s.current.versionId}`,
+  );
+
+  const d = s.diff;
+  const between = `from ${d.from.label} to ${d.to.label}`;
+  if (d.unchanged) {
+    lines.push('', `no changes ${between}`);
+    return lines;
+  }
+  lines.push('', `changes ${between}:`);
+  for (const t of d.tablesAdded)
+    lines.push(`+ table ${t.table} (${keyText(t.key)}): ${t.columns.map(columnText).join(', ')}`);
+  for (const t of d.tablesRemoved) lines.push(`- table ${t.table} (kept in the warehouse)`);
+  let keyChanged = false;
+  for (const t of d.tablesChanged) {
+    for (const c of t.columnsAdded) lines.push(`+ ${t.table}.${columnText(c)}`);
+    for (const c of t.typesChanged) lines.push(`~ ${t.table}.${c.column} ${c.from} → ${c.to}`);
+    for (const c of t.pathsChanged) lines.push(`~ ${t.table}.${c.column} read from ${c.from} → ${c.to}`);
+    for (const c of t.columnsRemoved) lines.push(`- ${t.table}.${columnText(c)} (kept in the warehouse)`);
+    if (t.keyChanged) {
+      keyChanged = true;
+      lines.push(`! ${t.table} ${keyChangeText(t.keyChanged.from, t.keyChanged.to)}`);
+    }
+  }
+  if (d.cursorColumn)
+    lines.push(`~ cursor column ${d.cursorColumn.from ?? 'none'} → ${d.cursorColumn.to ?? 'none'}`);
+  if (keyChanged)
+    lines.push(
+      '',
+      'a load refuses a key change: load into a new table name, or drop or rename the warehouse table and retry ' +
+        `the refused run with ${cli} retry <id> --accept-key-change`,
+    );
+  return lines;
 }

@@ -35,6 +35,7 @@ Examples:
   ${CLI} run demo --wait
   ${CLI} runs --source demo --status FAILED
   ${CLI} retry 12 --engine spark --wait
+  ${CLI} schema demo --from 3
   ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait`;
 
 /** A usage mistake found after parsing (a bad --url): exit code 2, like commander's own. */
@@ -44,6 +45,13 @@ function runId(value: string): number {
   const id = Number(value);
   if (!/^\d+$/.test(value) || id < 1 || id > 4294967295)
     throw new InvalidArgumentError('a run id is a positive integer');
+  return id;
+}
+
+function versionId(value: string): number {
+  const id = Number(value);
+  if (!/^\d+$/.test(value) || id < 1 || id > 4294967295)
+    throw new InvalidArgumentError('a schema version id is a positive integer');
   return id;
 }
 
@@ -99,7 +107,8 @@ function contextOf(command: Command): Context {
 export function buildProgram(done: (code: number) => void): Command {
   const program = new Command('afluente')
     .description(
-      "Start, follow, list, cancel and retry afluente runs and backfills, over the service's HTTP API.",
+      "Start, follow, list, cancel and retry afluente runs and backfills, and show a source's schema versions, " +
+        "over the service's HTTP API.",
     )
     .version(pkg.version)
     .addOption(new Option('--url <url>', "the service's base URL").env('AFLUENTE_URL').default(DEFAULT_URL))
@@ -161,8 +170,27 @@ export function buildProgram(done: (code: number) => void): Command {
     .description('resume a FAILED run from its failed stage, as a new attempt')
     .argument('<id>', 'the run id', runId)
     .addOption(engineOption())
+    .option(
+      '--accept-key-change',
+      'load even though a table key changed since its last load (after the warehouse table was dropped or renamed)',
+    )
     .option('--wait', 'follow the run until it ends, as run --wait does')
     .action(act(commands.retry));
+
+  program
+    .command('schema')
+    .description(
+      "a source's schema versions, and what changes from one to another (by default from the latest loaded " +
+        'version to the current config: what the next load changes)',
+    )
+    .argument('<source>', "a source name from the service's sources file")
+    .addOption(
+      new Option('--from <id>', 'a schema version id (default: the latest loaded)').argParser(versionId),
+    )
+    .addOption(
+      new Option('--to <id>', 'a schema version id (default: the current config)').argParser(versionId),
+    )
+    .action(act(commands.schema));
 
   program
     .command('backfill')

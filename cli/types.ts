@@ -118,3 +118,62 @@ export interface Backfill {
   finishedAt: string | null;
   links: { self: string };
 }
+
+/** What identifies a table's rows: its key; for a child, how it joins its parent and the array it is from. */
+export interface TableKey {
+  key: string[];
+  parentKey: Record<string, string> | null;
+  from: string | null;
+}
+
+export interface SchemaColumn {
+  column: string;
+  type: string;
+  path: string | null;
+}
+
+export interface SchemaTable {
+  table: string;
+  key: TableKey;
+  columns: SchemaColumn[];
+}
+
+export interface SchemaDiffEnd {
+  versionId: number | null;
+  hash: string | null;
+  label: string;
+}
+
+/** GET /sources/:name/schema. */
+export interface SourceSchema {
+  source: string;
+  current: { hash: string; versionId: number | null };
+  latestLoadedId: number | null;
+  versions: {
+    id: number;
+    hash: string;
+    current: boolean;
+    tables: string[];
+    createdAt: string;
+    firstLoadedAt: string | null;
+    lastLoadedAt: string | null;
+    runs: number;
+    latestRunId: number | null;
+  }[];
+  diff: {
+    from: SchemaDiffEnd;
+    to: SchemaDiffEnd;
+    unchanged: boolean;
+    tablesAdded: SchemaTable[];
+    tablesRemoved: SchemaTable[];
+    tablesChanged: {
+      table: string;
+      columnsAdded: SchemaColumn[];
+      columnsRemoved: SchemaColumn[];
+      typesChanged: { column: string; from: string; to: string }[];
+      pathsChanged: { column: string; from: string; to: string }[];
+      keyChanged: { from: TableKey; to: TableKey } | null;
+    }[];
+    cursorColumn: { from: string | null; to: string | null } | null;
+  };
+}

@@ -10,6 +10,7 @@ import healthRoutes from './api/routes/health.ts';
 import metricsRoutes from './api/routes/metrics.ts';
 import runRoutes from './api/routes/runs.ts';
 import sourceRoutes from './api/routes/sources.ts';
+import sourceSchemaRoutes from './api/routes/source-schema.ts';
 import { ErrorSchema } from './api/schemas/common.ts';
 import { JobSchema, LakeFileSchema, RunSchema } from './api/schemas/runs.ts';
 import { registerSecurity } from './api/security.ts';
@@ -96,6 +97,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await requireBearerAuth(scope, config.auth.tokens);
       await scope.register(runRoutes);
       await scope.register(sourceRoutes);
+      await scope.register(sourceSchemaRoutes);
       await scope.register(backfillRoutes);
       await scope.register(metricsRoutes);
     });

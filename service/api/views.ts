@@ -1,6 +1,7 @@
 import type { Deadlines } from '../../contract/source-config.ts';
 import type { RunDrift } from '../../contract/validate.ts';
 import { backfillStatus, type BackfillDetail } from '../runs/backfills.ts';
+import type { SchemaOverview } from '../schema/overview.ts';
 import type { Instant, JobFields, LakeFileFields, RunFields, SourceDriftRow } from '../runs/run-reads.ts';
 import { Status } from '../state/status.ts';
 
@@ -34,6 +35,7 @@ export function runView(run: RunFields) {
     cancelledBy: run.cancelledBy ?? null,
     replayOf: run.replayOf?.id ?? null,
     backfill: run.backfill?.id ?? null,
+    schemaVersion: run.schemaVersion?.id ?? null,
     engine: run.engine ?? null,
     engineReason: run.engineReason ?? null,
     createdAt: iso(run.createdAt),
@@ -134,5 +136,25 @@ export function backfillView({ backfill, runs }: BackfillDetail) {
     createdAt: backfill.createdAt.toISOString(),
     finishedAt: status === Status.Running ? null : new Date(Math.max(0, ...finished)).toISOString(),
     links: { self: `/backfills/${backfill.id}` },
+  };
+}
+
+export function sourceSchemaView(overview: SchemaOverview) {
+  return {
+    source: overview.source,
+    current: overview.current,
+    latestLoadedId: overview.latestLoadedId,
+    versions: overview.versions.map(({ version, runs, latestRunId }) => ({
+      id: version.id,
+      hash: version.hash,
+      current: version.hash === overview.current.hash,
+      tables: Object.keys(version.spec.tables),
+      createdAt: iso(version.createdAt),
+      firstLoadedAt: iso(version.firstLoadedAt),
+      lastLoadedAt: iso(version.lastLoadedAt),
+      runs,
+      latestRunId,
+    })),
+    diff: overview.diff,
   };
 }

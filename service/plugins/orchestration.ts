@@ -22,6 +22,7 @@ import { ingestStage } from '../stages/ingest.ts';
 import { validateStage } from '../stages/validate.ts';
 import { transformStage } from '../stages/transform.ts';
 import { loadStage } from '../stages/load.ts';
+import { SchemaVersions } from '../schema/versions.ts';
 import { openStepRunners } from '../steps/open-runner.ts';
 import type { StepRunner } from '../steps/step-runner.ts';
 import type { StepRunners } from '../steps/step-runners.ts';
@@ -44,6 +45,8 @@ declare module 'fastify' {
     /** The sources' schedules (one BullMQ job scheduler each). Present in the api and scheduler roles. */
     sourceScheduler?: SourceScheduler;
     invocationEvents: InvocationEvents;
+    /** Each source's schema versions (the table specs its loads handed the load step). */
+    schemaVersions: SchemaVersions;
   }
 }
 
@@ -88,6 +91,8 @@ export default fp<OrchestrationOptions>(
         dependencies.failed(error, 'stage queue error', { level: 'error', bindings: { stage } }),
       );
     const engine = new RunEngine(res);
+    const schemaVersions = new SchemaVersions(app.orm);
+    app.decorate('schemaVersions', schemaVersions);
 
     // Each source's maxActiveRuns: a run past it waits for a slot, which a finishing run frees.
     const admission = new Admission(res, {
@@ -209,6 +214,7 @@ export default fp<OrchestrationOptions>(
           engine,
           maxEmbeddedBytes: config.steps.embedded.maxBytes,
           warehouse: { dialect, jdbcUrl, user, schema, copyRoleArn },
+          versions: schemaVersions,
           ...(stepRunner.kind === 'emr'
             ? { releaseCluster: (id: string) => stepRunner.terminateCluster(id) }
             : {}),

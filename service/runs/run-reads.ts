@@ -36,6 +36,7 @@ export type RunFields = Pick<
 > & {
   replayOf?: { id: number } | null;
   backfill?: { id: number } | null;
+  schemaVersion?: { id: number } | null;
   createdAt: Instant;
   startedAt?: Instant | null;
   finishedAt?: Instant | null;
@@ -91,6 +92,7 @@ const RUN_COLUMNS = [
   'r.cancelled_by as cancelledBy',
   'r.replay_of_id as replayOf',
   'r.backfill_id as backfill',
+  'r.schema_version_id as schemaVersion',
   'r.engine',
   'r.engine_reason as engineReason',
   'r.created_at as createdAt',
@@ -188,6 +190,7 @@ function toRun(row: RunRow): RunFields {
     cancelledBy: row.cancelledBy,
     replayOf: row.replayOf === null ? null : { id: row.replayOf },
     backfill: row.backfill === null ? null : { id: row.backfill },
+    schemaVersion: row.schemaVersion === null ? null : { id: row.schemaVersion },
     engine: row.engine,
     engineReason: row.engineReason,
     createdAt: instant(row.createdAt),

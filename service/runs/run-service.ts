@@ -262,10 +262,16 @@ export class RunService {
    * and params the failed one had (the files earlier stages committed to the lake), so nothing upstream runs
    * again. Jobs of every attempt are kept (`runAttempt`), which is the run's attempt history. A retry takes a
    * slot under the source's maxActiveRuns like any run, and is refused with 409 when none is free. An `engine`
-   * becomes the run's `params.engine`, for the retried stage and the ones after it. While Redis is known to be
-   * down the run is left as it was and a 503 names Redis, as for {@link create}.
+   * becomes the run's `params.engine`, for the retried stage and the ones after it; `acceptKeyChange` its
+   * `params.acceptKeyChange` (the load then goes ahead with a key change it would refuse). While Redis is known
+   * to be down the run is left as it was and a 503 names Redis, as for {@link create}.
    */
-  async retry(id: number, by: string, engine?: Engine): Promise<Run> {
+  async retry(
+    id: number,
+    by: string,
+    engine?: Engine,
+    options: { acceptKeyChange?: boolean } = {},
+  ): Promise<Run> {
     const source = (await this.em().findOne(Run, id, { fields: ['source'] }))?.source;
     if (!source) throw new NotFoundError(`run ${id} not found`);
     const { run, job } = await retryOnConflict(() =>
@@ -290,6 +296,8 @@ export class RunService {
         run.attempt += 1;
         run.error = null;
         if (engine) run.params = withEngine(run.params ?? null, engine);
+        if (options.acceptKeyChange !== undefined)
+          run.params = withKeyChange(run.params ?? null, options.acceptKeyChange);
         resetStageCounts(run, failed.stage);
         const job = this.engine.createJob(em, run, failed.stage);
         job.params = failed.params;
@@ -299,7 +307,7 @@ export class RunService {
       }),
     );
     this.res.logger.info(
-      { runId: id, attempt: run.attempt, stage: job.stage, by, engine },
+      { runId: id, attempt: run.attempt, stage: job.stage, by, engine, ...options },
       'retrying a failed run from its failed stage',
     );
     await queueCommitted(this.res, this.queues, dispatchOf(job));
@@ -361,6 +369,13 @@ function toRunParams(params: CreateRunInput['params']): RunParams | null {
     out.cursor = params.cursor;
   }
   return Object.keys(out).length > 0 ? out : null;
+}
+
+/** The run's params accepting a key change (service/schema/key-change.ts), or no longer. */
+function withKeyChange(params: RunParams | null, accept: boolean): RunParams | null {
+  const { acceptKeyChange: _was, ...rest } = params ?? {};
+  const next = accept ? { ...rest, acceptKeyChange: true } : rest;
+  return Object.keys(next).length > 0 ? next : null;
 }
 
 /** The run's params with the engine a caller asked for, if any. */

@@ -1,5 +1,4 @@
 import { runDate } from '../../contract/lake-layout.ts';
-import { parentTable, parseColumnType, type TableSpec } from '../../contract/source-config.ts';
 import {
   curatedManifestKey,
   loadResultKey,
@@ -11,7 +10,10 @@ import {
 } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import type { LoadedSource } from '../config/sources.ts';
-import type { StageHandler } from '../orchestration/stage-handler.ts';
+import { NonRetryableError, type StageHandler } from '../orchestration/stage-handler.ts';
+import { keyChangeRefusal } from '../schema/key-change.ts';
+import { warehouseSpec } from '../schema/spec.ts';
+import type { SchemaVersions } from '../schema/versions.ts';
 import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
 import { sourceOf } from './source-of.ts';
@@ -34,31 +36,11 @@ export interface LoadStageDeps extends EngineStepDeps {
    * A run that fails before this leaves the cluster to its idle auto-termination.
    */
   releaseCluster?: (clusterId: string) => Promise<void>;
+  /** The source's schema versions: the load records the one it hands the step, and refuses a changed key. */
+  versions: Pick<SchemaVersions, 'record' | 'keyChanges' | 'markLoaded'>;
 }
 
-// Column types that order the same way in Spark and in both warehouses (text and json do not).
-const ORDERED_KINDS: ReadonlySet<string> = new Set([
-  'bigint',
-  'int',
-  'smallint',
-  'double',
-  'decimal',
-  'date',
-  'timestamp',
-]);
-
-/**
- * The parent column read from exactly the source's cursor field, when its type orders: the load never replaces a
- * warehouse row whose value there is greater than the run's. Null when there is no such column.
- */
-export function cursorColumn(tables: Record<string, TableSpec>, cursorField: string | null): string | null {
-  if (!cursorField) return null;
-  const [, parent] = parentTable({ tables });
-  const found = Object.entries(parent.columns).find(
-    ([, column]) => column.path === cursorField && ORDERED_KINDS.has(parseColumnType(column.type).kind),
-  );
-  return found ? found[0] : null;
-}
+export { cursorColumn } from '../schema/spec.ts';
 
 /**
  * The load stage: the load_warehouse step merges the run's curated tables into the warehouse in one transaction,
@@ -87,15 +69,36 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     );
     const resultAt = loadResultKey(source.name, input.dt, input.run);
 
+    // The tables exactly as the transform split them, even if the sources file changed since: that spec is the
+    // schema version the run loads, recorded on it before the step starts (again by a redelivery: idempotent).
+    const split = await readJson<TransformSpec>(
+      deps.lake,
+      stepSpecKey(source.name, input.dt, input.run, 'split_tables'),
+    );
+    const tableSpec = warehouseSpec(split.tables, split.cursorField);
+    const version = await deps.versions.record(source.name, ctx.run.id, tableSpec);
+    let keyChangeAccepted: string[] | undefined;
+
     let reused = true;
     let step: StepMetrics | undefined;
     if (!(await deps.lake.exists(resultAt))) {
       reused = false;
-      // The tables exactly as the transform split them, even if the sources file changed since.
-      const split = await readJson<TransformSpec>(
-        deps.lake,
-        stepSpecKey(source.name, input.dt, input.run, 'split_tables'),
-      );
+      // Before the step, so no warehouse row changes: the step would merge by the new key into rows merged by
+      // the old one. A load that already committed (a result in the lake) is past refusing.
+      const changes = await deps.versions.keyChanges(source.name, tableSpec);
+      if (changes.length > 0 && ctx.run.params?.acceptKeyChange !== true) {
+        throw new NonRetryableError(
+          'key_changed',
+          keyChangeRefusal(source.name, changes, { schema: deps.warehouse.schema, runId: ctx.run.id }),
+        );
+      }
+      if (changes.length > 0) {
+        keyChangeAccepted = changes.map((c) => c.table);
+        ctx.logger.warn(
+          { tables: keyChangeAccepted, version: version.id },
+          'loading with a key change the run accepts',
+        );
+      }
       const spec: LoadSpec = {
         version: 1,
         job: 'load_warehouse',
@@ -105,8 +108,8 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         dt: input.dt,
         lakeRoot: deps.lake.root,
         manifest: manifestAt,
-        tables: split.tables,
-        cursorColumn: cursorColumn(split.tables, split.cursorField),
+        tables: tableSpec.tables,
+        cursorColumn: tableSpec.cursorColumn,
         warehouse: deps.warehouse,
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');
@@ -129,6 +132,11 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     if (result.runId !== input.run) {
       throw new Error(`load result ${deps.lake.uri(resultAt)} is for run ${result.runId}, not ${input.run}`);
     }
+    // The result is written after the warehouse commit, so the warehouse now follows this version; but a replay
+    // that found the replayed run's load committed loaded nothing now, and must not make an older version the
+    // latest loaded one.
+    const loadedNothing = input.run !== ctx.run.id && (reused || result.alreadyLoaded);
+    await deps.versions.markLoaded(version.id, { latest: !loadedNothing });
     // A result written before `stale` existed left nothing out.
     const stale = Object.fromEntries(Object.keys(manifest.tables).map((t) => [t, result.stale?.[t] ?? 0]));
     const rows = Object.fromEntries(Object.entries(manifest.tables).map(([t, v]) => [t, v.rows]));
@@ -172,12 +180,14 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         rows: result.rows,
         stale,
         // A replay that found the replayed run's load committed loaded nothing itself.
-        alreadyLoaded: result.alreadyLoaded || (reused && input.run !== ctx.run.id),
+        alreadyLoaded: result.alreadyLoaded || loadedNothing,
         reused,
         ...(input.run === ctx.run.id ? {} : { replayOf: input.run }),
         warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
         schemaChanges: result.schemaChanges ?? [],
         keptColumns: result.keptColumns ?? {},
+        schemaVersion: version.id,
+        ...(keyChangeAccepted ? { keyChangeAccepted } : {}),
         ...(step ? { step } : {}),
       },
     };

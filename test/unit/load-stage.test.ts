@@ -15,7 +15,9 @@ import { openLake } from '../../lib/lake/open-lake.ts';
 import { loadSources, type LoadedSource } from '../../service/config/sources.ts';
 import { createLogger } from '../../service/observability/logger.ts';
 import type { StageContext } from '../../service/orchestration/stage-handler.ts';
-import { cursorColumn, loadStage } from '../../service/stages/load.ts';
+import { keyChanges, type LoadedVersion } from '../../service/schema/key-change.ts';
+import { specHash, type WarehouseSpec } from '../../service/schema/spec.ts';
+import { cursorColumn, loadStage, type LoadStageDeps } from '../../service/stages/load.ts';
 import { NonRetryableError, StageError } from '../../service/orchestration/stage-handler.ts';
 import type { RunStepOptions, StepRunner, StepStatus } from '../../service/steps/step-runner.ts';
 
@@ -69,11 +71,33 @@ async function curatedRun(): Promise<Lake> {
  * Runs the stage; the step (`local:4242`) "writes" `result` and ends as `status` says. Returns the stage's
  * outcome (or error) and the spec it sent.
  */
+/**
+ * The schema versions as the stage sees them, in memory: what it recorded and marked, and the versions loaded
+ * before (latest first), against which the real key comparison runs.
+ */
+class Versions {
+  readonly recorded: { source: string; runId: number; spec: WarehouseSpec }[] = [];
+  readonly marked: { id: number; latest?: boolean }[] = [];
+  loaded: LoadedVersion[] = [];
+  async record(source: string, runId: number, spec: WarehouseSpec) {
+    this.recorded.push({ source, runId, spec });
+    return { id: 3, source, hash: specHash(spec), spec };
+  }
+  async keyChanges(_source: string, spec: WarehouseSpec) {
+    return keyChanges(this.loaded, spec);
+  }
+  async markLoaded(id: number, options: { latest?: boolean } = {}) {
+    this.marked.push({ id, ...options });
+  }
+}
+
 async function runLoad(
   lake: Lake,
   result: Omit<LoadResult, 'version' | 'stage' | 'runId'>,
   status: StepStatus = { state: 'COMPLETED' },
+  options: { versions?: Versions; params?: Record<string, unknown> } = {},
 ) {
+  const versions = options.versions ?? new Versions();
   const specs: LoadSpec[] = [];
   const runner = {
     kind: 'local',
@@ -100,10 +124,17 @@ async function runLoad(
       schema: 's',
       copyRoleArn: null,
     },
+    versions: versions as unknown as LoadStageDeps['versions'],
   });
   const ctx = {
     stage: 'load',
-    run: { id: RUN, source: 'demo', createdAt: new Date(`${DT}T10:00:00Z`), clusterId: null },
+    run: {
+      id: RUN,
+      source: 'demo',
+      createdAt: new Date(`${DT}T10:00:00Z`),
+      clusterId: null,
+      params: options.params ?? null,
+    },
     // What the reconciler recorded while the step ran.
     job: { id: RUN * 10 + 1, params: null, metrics: { step: { id: 'local:4242', state: 'RUNNING' } } },
     signal: new AbortController().signal,
@@ -233,5 +264,86 @@ describe('cursorColumn', () => {
     // Text orders differently in Spark and the warehouse: no guard rather than a wrong one.
     expect(cursorColumn(demo.tables, 'status')).toBeNull();
     expect(cursorColumn(demo.tables, 'customer.id')).toBe('customer_id');
+  });
+});
+
+describe('the load stage’s schema version', () => {
+  const demoSpec = (): WarehouseSpec => ({ tables: demo.tables, cursorColumn: 'updated_at' });
+  /** What an earlier load committed: the demo tables with order_items keyed by sku instead of line. */
+  const bySku = (): LoadedVersion => {
+    const items = demo.tables.order_items;
+    if (!items) throw new Error('the demo source has no order_items');
+    return {
+      id: 2,
+      lastLoadedAt: new Date('2026-01-30T12:00:00.000Z'),
+      spec: {
+        ...demoSpec(),
+        tables: { ...demo.tables, order_items: { ...items, key: ['order_id', 'sku'] } },
+      },
+    };
+  };
+
+  it('records the spec it hands the step as the run’s version, and marks it loaded once the load committed', async () => {
+    const versions = new Versions();
+    const { outcome, spec } = await runLoad(
+      await curatedRun(),
+      { rows: CURATED, alreadyLoaded: false },
+      undefined,
+      { versions },
+    );
+    expect(versions.recorded).toEqual([{ source: 'demo', runId: RUN, spec: demoSpec() }]);
+    expect({ tables: spec?.tables, cursorColumn: spec?.cursorColumn }).toEqual(demoSpec());
+    expect(versions.marked).toEqual([{ id: 3, latest: true }]);
+    expect(outcome).toMatchObject({ metrics: { schemaVersion: 3 } });
+  });
+
+  it('refuses a changed key before the step starts, naming the source, the table, both keys and what to do', async () => {
+    const versions = new Versions();
+    versions.loaded = [bySku()];
+    const { outcome, spec } = await runLoad(
+      await curatedRun(),
+      { rows: CURATED, alreadyLoaded: false },
+      undefined,
+      { versions },
+    );
+    expect(spec).toBeUndefined(); // the step never started
+    expect(outcome).toBeInstanceOf(NonRetryableError);
+    expect((outcome as NonRetryableError).reason).toBe('key_changed');
+    expect((outcome as NonRetryableError).message).toBe(
+      'source "demo": load refused before any warehouse row changed: table "order_items" key [order_id, sku] → ' +
+        '[order_id, line] since schema version 2 (last loaded 2026-01-30T12:00:00.000Z). Loads merge rows by ' +
+        'key, so loading by the new key into rows merged by the old one would leave duplicates. To go on, either ' +
+        'load into a new table (rename "order_items" in the source\'s tables and start a run; the old table ' +
+        'stays), or rebuild: drop or rename s.order_items in the warehouse, then retry this run accepting the key ' +
+        'change (POST /runs/7/retry {"acceptKeyChange": true}, or npx afluente retry 7 --accept-key-change); the ' +
+        'table is created anew with only what that load and later ones bring.',
+    );
+    // The run still records what it tried to load; nothing is marked loaded.
+    expect(versions.recorded).toHaveLength(1);
+    expect(versions.marked).toEqual([]);
+  });
+
+  it('loads with a key change the run accepts, and says so in the job’s metrics', async () => {
+    const versions = new Versions();
+    versions.loaded = [bySku()];
+    const { outcome, spec } = await runLoad(
+      await curatedRun(),
+      { rows: CURATED, alreadyLoaded: false },
+      undefined,
+      { versions, params: { acceptKeyChange: true } },
+    );
+    expect(spec).toBeDefined();
+    expect(outcome).toMatchObject({ metrics: { schemaVersion: 3, keyChangeAccepted: ['order_items'] } });
+    expect(versions.marked).toEqual([{ id: 3, latest: true }]);
+  });
+
+  it('does not refuse a load that already committed: a redelivery reuses its result and marks it loaded', async () => {
+    const lake = await curatedRun();
+    await runLoad(lake, { rows: CURATED, alreadyLoaded: false });
+    const versions = new Versions();
+    versions.loaded = [bySku()];
+    const again = await runLoad(lake, { rows: CURATED, alreadyLoaded: false }, undefined, { versions });
+    expect(again.outcome).toMatchObject({ metrics: { reused: true, schemaVersion: 3 } });
+    expect(versions.marked).toEqual([{ id: 3, latest: true }]);
   });
 });

@@ -139,15 +139,18 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
           'Same run id, `attempt` + 1. The failed stage runs again on the files the earlier stages committed; ' +
           'the jobs of every attempt stay listed under the run. A run that is not FAILED answers 409 with its ' +
           'status, and so does a source with no free slot under its maxActiveRuns. `engine` changes the ' +
-          "run's `params.engine` for the retried stage and the ones after it. While Redis is down the answer is " +
-          '503 naming it, and the run stays FAILED.',
+          "run's `params.engine` for the retried stage and the ones after it. `acceptKeyChange` lets a load the " +
+          'key-change check refused go ahead, once the warehouse tables were rebuilt. While Redis is down the ' +
+          'answer is 503 naming it, and the run stays FAILED.',
         params: IdParams,
         body: Type.Optional(RetryRunBody),
         response: { 202: Type.Ref('Run'), 400: ErrorRef, 404: ErrorRef, 409: ErrorRef, ...AUTH_ERRORS },
       },
     },
     async (request, reply) => {
-      const run = await app.runs.retry(request.params.id, request.principal, request.body?.engine);
+      const run = await app.runs.retry(request.params.id, request.principal, request.body?.engine, {
+        acceptKeyChange: request.body?.acceptKeyChange,
+      });
       return reply.code(202).header('location', `/runs/${run.id}`).send(runView(run));
     },
   );

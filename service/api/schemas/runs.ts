@@ -96,13 +96,23 @@ export const CreateRunBody = Type.Object(
 );
 export type CreateRunBody = Static<typeof CreateRunBody>;
 
+const AcceptKeyChangeField = Type.Boolean({
+  description:
+    "Load even though a table's key, parentKey or `from` differs from the one its warehouse rows were loaded " +
+    'with, which the load otherwise refuses: for after the operator dropped or renamed those warehouse tables, ' +
+    'so the load creates them anew. Stored as `params.acceptKeyChange`.',
+});
+
 /**
- * A retry's body: `{engine?}`, or none at all (which Fastify reads as null). One schema rather than a union with
- * null, so a bad field gets one message that names it.
+ * A retry's body: `{engine?, acceptKeyChange?}`, or none at all (which Fastify reads as null). One schema rather
+ * than a union with null, so a bad field gets one message that names it.
  */
-export const RetryRunBody = Type.Unsafe<{ engine?: Static<typeof EngineField> } | null>({
+export const RetryRunBody = Type.Unsafe<{
+  engine?: Static<typeof EngineField>;
+  acceptKeyChange?: boolean;
+} | null>({
   type: ['object', 'null'],
-  properties: { engine: EngineField },
+  properties: { engine: EngineField, acceptKeyChange: AcceptKeyChangeField },
   additionalProperties: false,
 });
 
@@ -153,6 +163,11 @@ export const RunSchema = Type.Object(
     }),
     backfill: Nullable(Type.Integer(), {
       description: 'The backfill this run is a window of (GET /backfills/:id).',
+    }),
+    schemaVersion: Nullable(Type.Integer(), {
+      description:
+        "The schema version (its source's table spec) its load handed the load step, recorded as the load " +
+        'started (GET /sources/:name/schema); null before its load started.',
     }),
     engine: Nullable(Type.Enum([...STEP_ENGINES]), {
       description: 'The engine of its latest transform or load step (null before one started).',

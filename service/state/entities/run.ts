@@ -5,6 +5,7 @@ import { Status, STATUSES, Trigger } from '../status.ts';
 import { Backfill } from './backfill.ts';
 import { Job } from './job.ts';
 import { lifecycleProperties } from './lifecycle.ts';
+import { SchemaVersion } from './schema-version.ts';
 import type { ErrorInfo, RunParams } from './types.ts';
 
 export const Run = defineEntity({
@@ -44,6 +45,8 @@ export const Run = defineEntity({
     replayOf: () => p.manyToOne(Run).nullable().deleteRule('set null'),
     /** The backfill that created this run, one of its windows. */
     backfill: () => p.manyToOne(Backfill).nullable().deleteRule('set null'),
+    /** The schema version (the source's table spec) its load stage handed the load step; set when the load starts. */
+    schemaVersion: () => p.manyToOne(SchemaVersion).nullable().deleteRule('set null'),
     ...lifecycleProperties,
     jobs: () => p.oneToMany(Job).mappedBy('run'),
   },

@@ -20,4 +20,9 @@ export interface RunParams {
   cursor?: string;
   /** The engine of the transform and load, over the source's `engine` (a retry may change it). */
   engine?: Engine;
+  /**
+   * Set by a retry that accepts a key change its load would refuse, after the operator rebuilt the warehouse
+   * tables (service/schema/key-change.ts).
+   */
+  acceptKeyChange?: boolean;
 }
