@@ -5,6 +5,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { ApiClient, ApiError, ConnectionError, DEFAULT_URL } from './client.ts';
 import * as commands from './commands.ts';
 import { CLI, EXIT, type Context } from './commands.ts';
+import { addSourcesCommand, runsSources } from './scaffold/command.ts';
 
 const STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const ENGINES = ['auto', 'embedded', 'spark'];
@@ -35,7 +36,8 @@ Examples:
   ${CLI} run demo --wait
   ${CLI} runs --source demo --status FAILED
   ${CLI} retry 12 --engine spark --wait
-  ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait`;
+  ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait
+  ${CLI} sources init orders --url https://api.example.com/v1/orders --auth bearer:EXAMPLE_TOKEN`;
 
 /** A usage mistake found after parsing (a bad --url): exit code 2, like commander's own. */
 class UsageError extends Error {}
@@ -187,6 +189,8 @@ export function buildProgram(done: (code: number) => void): Command {
     .argument('<id>', 'the backfill id', backfillId)
     .action(act(commands.backfillCancel));
 
+  addSourcesCommand(program, done);
+
   return program;
 }
 
@@ -214,6 +218,7 @@ function explain(error: ApiError | ConnectionError, hasToken: boolean): string[]
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
+  if (runsSources(argv.slice(2))) program.enablePositionalOptions();
   try {
     await program.parseAsync(argv);
     return code;
