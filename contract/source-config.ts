@@ -375,8 +375,11 @@ export const SourceConfigSchema = Type.Object(
      * (embedded while the run's validated bytes are at most AFLUENTE_EMBEDDED_MAX_BYTES). @default "auto"
      */
     engine: Type.Enum(ENGINES, { default: 'auto' }),
-    /** Path of the records' JSON Schema (draft-07), relative to the sources file's folder. */
-    schema: NonEmptyString,
+    /**
+     * Path of the records' JSON Schema (draft-07), relative to the sources file's folder; absent means the
+     * service derives one from `tables` (types, key columns required, nested paths).
+     */
+    schema: Type.Optional(NonEmptyString),
     tables: Type.Record(Type.String({ pattern: IDENTIFIER_PATTERN }), TableSchema, {
       additionalProperties: false,
       minProperties: 1,

@@ -1,9 +1,13 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestManifest, PartInfo } from '../../contract/ingest.ts';
 import type { RejectedLine, ValidateGroupManifest, ValidateRequest } from '../../contract/validate.ts';
 import { startDemoApi, type DemoApi } from '../../demo/source-api/server.ts';
 import { runValidate } from '../../lambdas/validate/validate.ts';
+import { loadSources } from '../../service/config/sources.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
 import {
   demoConfig,
@@ -144,5 +148,56 @@ describe('validate', () => {
     expect(result.error.message).toMatch(
       new RegExp(`^raw part ${key.replaceAll('.', '\\.')} line 3 is not a JSON document`),
     );
+  });
+});
+
+describe('validate with the schema derived from tables (a sources file without `schema`)', () => {
+  async function derivedSchema(): Promise<Record<string, unknown>> {
+    const shipped = await readFile('config/sources.yaml', 'utf8');
+    const file = join(tmpdir(), `afluente-derived-${process.pid}.yaml`);
+    await writeFile(file, shipped.replace(/^ {4}schema: .*\n/m, ''));
+    const demo = (await loadSources(file)).sources.get('demo');
+    if (demo?.schemaPath !== undefined) throw new Error('the demo source still names a schema file');
+    return demo?.schemaDocument ?? {};
+  }
+
+  async function counts(files: PartInfo[], records: Record<string, unknown>, runId: number) {
+    const r = await runValidate(validateRequest(files, { schema: records, runId }), { lake });
+    return r.kind === 'done' ? { valid: r.valid, rejected: r.rejected } : r;
+  }
+
+  it('rejects what the file rejects for a wrong type or a null key, and lets a missing non-key field through', async () => {
+    const derived = await derivedSchema();
+    const result = await runValidate(validateRequest(raw.files, { schema: derived, runId: 11 }), { lake });
+    // The faults take turns: missing_field (status dropped), wrong_type (total "… EUR"), null_key (id null).
+    // The tables cannot say that status is required (only key columns are), so those 48 records pass; the
+    // handwritten file rejects them too.
+    expect(result).toMatchObject({ kind: 'done', read: RECORDS, valid: RECORDS - 94, rejected: 94 });
+    if (result.kind !== 'done') throw new Error('unreachable');
+    const group = JSON.parse(
+      (await lake.getBytes(result.manifestKey)).toString('utf8'),
+    ) as ValidateGroupManifest;
+    expect(group.errors).toEqual([
+      { message: '/id must be integer', count: 47 },
+      { message: '/total must be number,null', count: 47 },
+    ]);
+    expect(await counts(raw.files, schema, 12)).toEqual({ valid: RECORDS - 142, rejected: 142 });
+  });
+
+  it('gives the same counts as the schema file when the faults are ones the tables can say', async () => {
+    api.setFaults({ badRecords: { every: EVERY, kinds: ['wrong_type', 'null_key'] } });
+    try {
+      const config = await demoConfig(`${api.url}/orders`, PAGINATIONS.page(250).pagination, {
+        allowPrivateNetwork: true,
+      });
+      await ingestAll(request(config, lake, { runId: 13, limits: limits({ partMaxRecords: 300 }) }), lake);
+      const files = (await readManifest(lake, 13)).files;
+      const bad = Math.floor(RECORDS / EVERY);
+      const derived = await derivedSchema();
+      expect(await counts(files, schema, 14)).toEqual({ valid: RECORDS - bad, rejected: bad });
+      expect(await counts(files, derived, 15)).toEqual({ valid: RECORDS - bad, rejected: bad });
+    } finally {
+      api.setFaults({ badRecords: { every: EVERY } });
+    }
   });
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { SOURCE_NAME_PATTERN, type SourceConfig } from '../../../contract/source-config.ts';
 import { SourcesConfigError } from './errors.ts';
+import { deriveRecordSchema } from './derived-schema.ts';
 import { loadRecordSchema } from './record-schema.ts';
 import { ProblemSink, scopeOf, type Scope } from './scope.ts';
 import { checkSource } from './source.ts';
@@ -12,8 +13,9 @@ import { errorMessage, isErrorCode, isRecord } from './unknown-values.ts';
 
 export type LoadedSource = SourceConfig & {
   readonly name: string;
-  /** Absolute path of the records' JSON Schema file. */
-  readonly schemaPath: string;
+  /** Absolute path of the records' JSON Schema file; absent when the schema is derived from `tables`. */
+  readonly schemaPath?: string;
+  /** The records' JSON Schema: the file's, or without one, derived from `tables` (see derived-schema.ts). */
   readonly schemaDocument: Record<string, unknown>;
 };
 
@@ -51,7 +53,9 @@ export async function loadSources(file: string): Promise<LoadedSources> {
     const schemaFile =
       isRecord(raw) && typeof raw.schema === 'string' && raw.schema !== '' ? raw.schema : undefined;
     const schema = schemaFile === undefined ? undefined : await loadRecordSchema(schemaFile, folder, scope);
-    if (config !== undefined && schema !== undefined) {
+    if (config !== undefined && schemaFile === undefined) {
+      sources.set(name, { ...config, name, schemaDocument: deriveRecordSchema(config) });
+    } else if (config !== undefined && schema !== undefined) {
       sources.set(name, { ...config, name, schemaPath: schema.path, schemaDocument: schema.document });
     }
   }

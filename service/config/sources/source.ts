@@ -76,7 +76,7 @@ const SECRETS_BY_REFERENCE = 'secrets are referenced by environment variable nam
 
 export function checkSource(raw: unknown, scope: Scope): SourceConfig | undefined {
   if (!isRecord(raw)) {
-    scope.problem([], 'must be a map with request, pagination, schema and tables');
+    scope.problem([], 'must be a map with request, pagination and tables');
     return;
   }
   const before = scope.count();
