@@ -169,13 +169,14 @@ function fromNextUrl(
   leaf: Leaf,
   leaves: Leaf[],
   records: number,
+  ignored: readonly string[],
 ): Candidate | { unusable: string } {
   const where = `body.${dotted(leaf)} holds the next page's URL`;
   const later = 'following a next URL from the body (nextPath) comes in a later release';
   if (next.origin !== request.origin || next.pathname !== request.pathname)
     return { unusable: `${where}, on another path (${next.pathname}); ${later}` };
   const changed = [...new Set(next.searchParams.keys())].filter(
-    (p) => next.searchParams.get(p) !== request.searchParams.get(p),
+    (p) => !ignored.includes(p) && next.searchParams.get(p) !== request.searchParams.get(p),
   );
   const sizes = changed.filter((p) => SIZE_KEYS.has(norm(p)));
   const moving = changed.filter((p) => !SIZE_KEYS.has(norm(p)));
@@ -190,7 +191,7 @@ function fromNextUrl(
     sizeParam ? (next.searchParams.get(sizeParam) ?? request.searchParams.get(sizeParam)) : NaN,
   );
   const size =
-    sizeParam && sizeValue > 0 ? { param: sizeParam, value: sizeValue } : { value: Math.max(1, records) };
+    sizeParam && sizeValue > 0 ? { param: sizeParam, value: sizeValue } : sizeOf(request, leaves, records);
   const why = `${where}, which differs from the request only in "${param}"`;
   if (OFFSET_KEYS.has(norm(param)) && /^\d+$/.test(value)) return offsetCandidate(param, size, why);
   if (PAGE_KEYS.has(norm(param)) || (norm(param) === 'p' && /^\d+$/.test(value))) {
@@ -217,6 +218,8 @@ export function detectPagination(
   request: URL,
   recordsPath: string | undefined,
   records: number,
+  /** Query parameters auth adds, which a next URL may repeat. */
+  authParams: readonly string[] = [],
 ): Detection {
   const candidates: Candidate[] = [];
   const hints: string[] = [];
@@ -240,7 +243,7 @@ export function detectPagination(
     if (typeof value === 'string' && value !== '' && looksLikeUrl(value)) {
       const next = URL.parse(value, page.url.href);
       if (next === null) continue;
-      const found = fromNextUrl(next, request, leaf, leaves, records);
+      const found = fromNextUrl(next, request, leaf, leaves, records, authParams);
       if ('unusable' in found) hints.push(found.unusable);
       else candidates.push(found);
     } else if (isInteger(value) && /page|^next$/.test(leaf.norm)) {

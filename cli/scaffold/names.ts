@@ -50,6 +50,6 @@ export class NameSet {
 export function singular(name: string): string {
   if (/ies$/.test(name) && name.length > 4) return `${name.slice(0, -3)}y`;
   if (/(ss|sh|ch|x)es$/.test(name)) return name.slice(0, -2);
-  if (/[^s]s$/.test(name) && name.length > 3) return name.slice(0, -1);
+  if (/[^su]s$/.test(name) && !/is$/.test(name) && name.length > 3) return name.slice(0, -1);
   return name;
 }

@@ -148,7 +148,7 @@ async function sampleWith(http: HttpClient, auth: AuthParts, options: SampleOpti
   // The request as the ingest will send it: no auth in it, and the parameters pagination sets left out.
   const asked = new URL(options.url);
   for (const name of auth.secretParams) asked.searchParams.delete(name);
-  const detection = detectPagination(first, asked, choice.path, choice.records.length);
+  const detection = detectPagination(first, asked, choice.path, choice.records.length, auth.secretParams);
   const requestOf = (candidate: Candidate | undefined): Sample['request'] => {
     const consumed = new Set(candidate?.consumed ?? []);
     const query: Record<string, string> = {};
@@ -257,9 +257,8 @@ async function sampleWith(http: HttpClient, auth: AuthParts, options: SampleOpti
     pagination: { kind: 'none', maxPages: 100_000 },
     paginationWhy:
       reasons.length > 0
-        ? `no pagination that works: ${reasons.join('; ')}`
+        ? `only page 1 is read: ${reasons.join('; ')}`
         : 'page 1 shows no next page (no Link header, no next cursor or URL, no offset or page fields)',
-    ...(reasons.length > 0 ? { paginationNote: `only page 1 is read: ${reasons.join('; ')}` } : {}),
     request: requestOf(undefined),
   };
 }

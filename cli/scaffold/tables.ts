@@ -111,6 +111,8 @@ function classify(profile: Profile, path: string[], inElement: boolean, skipped:
         return [{ kind: 'objects', path, profile, element }];
       return [{ kind: 'json', path, profile, note: 'an array of objects with no fixed fields: json' }];
     }
+    if (elementKinds.length === 1 && elementKinds[0] === 'array')
+      return [{ kind: 'json', path, profile, note: 'an array of arrays: json' }];
     if (elementKinds.some((k) => k === 'object' || k === 'array'))
       return [
         {
@@ -234,8 +236,9 @@ function elementKey(
         p.seen === count &&
         p.nulls === 0 &&
         p.unique &&
-        // A field named like an id may be trusted on little evidence; a line number needs arrays of two or more.
-        (rank <= 2 || (rank === 3 && p.compared)),
+        // A field named id may be trusted on little evidence; a reference (product_id) or a line number needs
+        // arrays of two or more where it did not repeat.
+        (rank <= 1 || (rank <= 3 && p.compared)),
     )
     .sort((a, b) => a.rank - b.rank || a.order - b.order)[0]?.c;
 }
