@@ -1,16 +1,9 @@
 // `--auth`: how the sampled API is authenticated, as the source's `auth` will say it. The flag names
 // environment variables only, so a secret never lands in shell history, `ps`, or the printed proposal.
 import { ENV_NAME_PATTERN, type Auth } from '../../contract/source-config.ts';
+import { AUTH_FORMS } from './command.ts';
 
 const ENV_NAME = new RegExp(ENV_NAME_PATTERN);
-
-export const AUTH_FORMS = [
-  'none',
-  'bearer:TOKEN_ENV',
-  'apiKey:header:<Header-Name>:KEY_ENV',
-  'apiKey:query:<param>:KEY_ENV',
-  'basic:USER_ENV:PASS_ENV',
-];
 
 /** A bad `--auth`; its message never repeats the flag's value, which may be a secret pasted by mistake. */
 export class AuthSpecError extends Error {}

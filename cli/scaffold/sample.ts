@@ -7,6 +7,7 @@ import { getPath } from '../../lambdas/common/json-path.ts';
 import { resolveAuth, type AuthParts } from '../../lambdas/ingest/auth.ts';
 import { HttpClient, type JsonPage } from '../../lambdas/ingest/http-client.ts';
 import { paginator } from '../../lambdas/ingest/paginator.ts';
+import { withSecretEnv } from '../../lambdas/ingest/secret-env.ts';
 import { detectPagination, type Candidate } from './detect-pagination.ts';
 import { chooseRecords, isObject } from './records.ts';
 
@@ -91,7 +92,8 @@ function translate(error: unknown, allowPrivateNetwork: boolean): never {
 export async function sample(options: SampleOptions): Promise<Sample> {
   let auth: AuthParts;
   try {
-    auth = resolveAuth(options.name, options.auth, options.env);
+    // As the ingest on AWS does: AFLUENTE_SECRET_ENV, when set, maps the variables auth names to secrets.
+    auth = resolveAuth(options.name, options.auth, await withSecretEnv(options.env));
   } catch (error) {
     if (error instanceof HandlerError)
       throw new SampleError('usage', `${error.message.replace(/\(auth\./, '(--auth, auth.')}`);
