@@ -256,6 +256,9 @@ export function detectPagination(
           `body.${dotted(leaf)} is the next page's number (${value})`,
         ),
       );
+    } else if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value)) {
+      // A date (next_billing_date, next_run_at) says when, not where the next page is.
+      continue;
     } else if ((typeof value === 'string' && value !== '') || (isInteger(value) && !/page/.test(leaf.norm))) {
       const [param = 'cursor', ...others] = cursorParamGuesses(leaf);
       candidates.push({

@@ -54,6 +54,7 @@ export class SampleError extends Error {
 
 const MAX_RESPONSE_BYTES = 33_554_432; // the ingest's default (AFLUENTE_INGEST_MAX_RESPONSE_BYTES)
 const DEADLINE_MS = 120_000;
+const MAX_TRIES = 8;
 // Statuses that say a pagination guess was wrong (a parameter the API refuses), not that the API is down.
 const REFUSED = new Set([400, 404, 409, 422]);
 
@@ -217,19 +218,19 @@ async function sampleWith(http: HttpClient, auth: AuthParts, options: SampleOpti
   };
 
   const failures: string[] = [];
-  const tries: Candidate[] = [];
-  for (const candidate of detection.candidates) {
-    tries.push(candidate);
-    if (candidate.pagination.kind === 'cursor')
-      for (const param of candidate.otherCursorParams ?? [])
+  // Every kind's first guess before another cursorParam for a cursor: the guesses cost requests.
+  const tries: Candidate[] = [...detection.candidates];
+  for (const candidate of detection.candidates)
+    for (const param of candidate.otherCursorParams ?? [])
+      if (candidate.pagination.kind === 'cursor')
         tries.push({
           ...candidate,
           pagination: { ...candidate.pagination, cursorParam: param },
           consumed: [param],
           otherCursorParams: [],
         });
-  }
-  for (const candidate of tries.slice(0, 6)) {
+  // Each wrong guess costs a request per page tried, so a body with many token-like fields stops somewhere.
+  for (const candidate of tries.slice(0, MAX_TRIES)) {
     const result = await follow(candidate);
     if (!result.ok) {
       failures.push(`${describe(candidate.pagination)}: ${result.why}`);

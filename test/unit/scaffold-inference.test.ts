@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IDENTIFIER_PATTERN } from '../../contract/source-config.ts';
 import { parseAuthSpec } from '../../cli/scaffold/auth-spec.ts';
 import { guessType } from '../../cli/scaffold/column-type.ts';
+import { detectPagination } from '../../cli/scaffold/detect-pagination.ts';
 import { mapReason } from '../../cli/scaffold/maps.ts';
 import { identifier, NameSet, singular } from '../../cli/scaffold/names.ts';
 import { profileRecords, type Profile } from '../../cli/scaffold/profile.ts';
@@ -169,5 +170,43 @@ describe('--auth', () => {
     expect(() => parseAuthSpec('apiKey:cookie:x:K')).toThrow(/apiKey:header/);
     expect(() => parseAuthSpec('s3cret')).toThrow(/must be one of/);
     expect(() => parseAuthSpec('s3cret')).not.toThrow(/s3cret/);
+  });
+});
+
+describe('pagination candidates', () => {
+  const page = (body: unknown, headers: Record<string, string> = {}) => ({
+    body,
+    headers,
+    url: new URL('https://api.example.com/v1/things'),
+  });
+  const request = new URL('https://api.example.com/v1/things');
+  const kinds = (body: unknown, headers: Record<string, string> = {}): unknown[] =>
+    detectPagination(page(body, headers), request, 'data', 2).candidates.map((c) => c.pagination);
+
+  it('reads a date-valued next_* field as no token, and finds the offset shape', () => {
+    expect(
+      kinds({ data: [{}, {}], next_billing_date: '2026-05-01', offset: 0, limit: 2, total: 10 }),
+    ).toEqual([{ kind: 'offset', offsetParam: 'offset', limitParam: 'limit', size: 2, maxPages: 100_000 }]);
+  });
+
+  it('puts a Link header first, and takes a total alone as offset or page, both to be tried', () => {
+    expect(
+      kinds({ data: [{}, {}] }, { link: '<https://api.example.com/v1/things?page=2>; rel="next"' }),
+    ).toEqual([{ kind: 'link', maxPages: 100_000 }]);
+    expect(kinds({ data: [{}, {}], total: 9 }).map((p) => (p as { kind: string }).kind)).toEqual([
+      'offset',
+      'page',
+    ]);
+  });
+
+  it('a next URL with two moving parameters cannot be followed and says nextPath comes later', () => {
+    const detection = detectPagination(
+      page({ data: [{}, {}], next: 'https://api.example.com/v1/things?page=2&sig=abc' }),
+      request,
+      'data',
+      2,
+    );
+    expect(detection.candidates).toEqual([]);
+    expect(detection.hints.join()).toMatch(/differs from the request in page, sig.*nextPath/);
   });
 });
