@@ -36,8 +36,7 @@ Examples:
   ${CLI} run demo --wait
   ${CLI} runs --source demo --status FAILED
   ${CLI} retry 12 --engine spark --wait
-  ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait
-  ${CLI} sources init orders --url https://api.example.com/v1/orders --auth bearer:EXAMPLE_TOKEN`;
+  ${CLI} backfill demo --from 2026-01-01 --to 2026-01-08 --step P1D --wait`;
 
 /** A usage mistake found after parsing (a bad --url): exit code 2, like commander's own. */
 class UsageError extends Error {}

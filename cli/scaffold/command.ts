@@ -45,6 +45,11 @@ function pages(value: string): number {
 
 /** `sources` and its `init` subcommand. */
 export function addSourcesCommand(program: Command, done: (code: number) => void): void {
+  // The last line of the program's examples.
+  program.addHelpText(
+    'after',
+    `  ${CLI} sources init orders --url https://api.example.com/v1/orders --auth bearer:EXAMPLE_TOKEN`,
+  );
   const sources = program
     .command('sources')
     .description('source configs: `sources init` samples an API and proposes a source for the sources file');
