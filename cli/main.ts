@@ -5,6 +5,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { ApiClient, ApiError, ConnectionError, DEFAULT_URL } from './client.ts';
 import * as commands from './commands.ts';
 import { CLI, EXIT, type Context } from './commands.ts';
+import { addSourcesCommand, runsSources } from './scaffold/command.ts';
 
 const STATUSES = ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const ENGINES = ['auto', 'embedded', 'spark'];
@@ -215,6 +216,8 @@ export function buildProgram(done: (code: number) => void): Command {
     .argument('<id>', 'the backfill id', backfillId)
     .action(act(commands.backfillCancel));
 
+  addSourcesCommand(program, done);
+
   return program;
 }
 
@@ -242,6 +245,7 @@ function explain(error: ApiError | ConnectionError, hasToken: boolean): string[]
 export async function main(argv: string[]): Promise<number> {
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
+  if (runsSources(argv.slice(2))) program.enablePositionalOptions();
   try {
     await program.parseAsync(argv);
     return code;
