@@ -136,6 +136,29 @@ describe('schema evolution: the warehouse follows the source’s table spec', ()
 
   it('adds a column and a child table and widens a type in the next load', async () => {
     configure(evolved);
+    // Before the load, the source's schema shows what it will change: from the loaded version to the config.
+    const pending = (await request(t.app.server).get('/sources/demo/schema').set(auth).expect(200)).body;
+    expect(pending.current.versionId).toBeNull();
+    expect(pending.versions).toHaveLength(1);
+    expect(pending.diff).toMatchObject({
+      from: { versionId: pending.versions[0].id },
+      to: { versionId: null },
+      unchanged: false,
+      tablesAdded: [{ table: 'order_labels' }],
+      tablesRemoved: [{ table: 'order_tags' }],
+    });
+    expect(pending.diff.tablesChanged).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          table: 'orders',
+          columnsAdded: [{ column: 'customer_email', type: 'string', path: 'customer.email' }],
+        }),
+        expect.objectContaining({
+          table: 'order_items',
+          typesChanged: [{ column: 'quantity', from: 'int', to: 'bigint' }],
+        }),
+      ]),
+    );
     const second = await run();
     expect(second.error?.message ?? second.status).toBe('COMPLETED');
     const load = await loadJob(second.id);
@@ -145,6 +168,12 @@ describe('schema evolution: the warehouse follows the source’s table spec', ()
       'create table order_labels',
     ]);
     expect(load?.metrics.keptColumns).toEqual({});
+    // The config the run loaded is the source's second schema version, loaded by this run.
+    const schema = (await request(t.app.server).get('/sources/demo/schema').set(auth).expect(200)).body;
+    expect(schema.versions).toHaveLength(2);
+    expect(schema.current).toEqual({ hash: schema.versions[1].hash, versionId: schema.versions[1].id });
+    expect(schema.versions[1]).toMatchObject({ current: true, runs: 1, latestRunId: second.id });
+    expect(load?.metrics.schemaVersion).toBe(schema.versions[1].id);
     // `afluente show` lists them on the load's line.
     const shown = stageViews((await view(second.id)) as unknown as RunDetail).find((v) => v.stage === 'load');
     expect(shown?.records).toMatch(
