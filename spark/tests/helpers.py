@@ -62,6 +62,21 @@ def demo_tables(**unknown_fields: str) -> Dict[str, Any]:
     return tables
 
 
+def demo_tables_with(**edits: Any) -> Dict[str, Any]:
+    """The demo tables with `edits`, each `<table>__<column>`: a type string sets the column's type, a dict
+    replaces or adds the column, None removes it."""
+    tables = demo_tables()
+    for where, value in edits.items():
+        table, column = where.split("__")
+        if value is None:
+            del tables[table]["columns"][column]
+        elif isinstance(value, dict):
+            tables[table]["columns"][column] = value
+        else:
+            tables[table]["columns"][column]["type"] = value
+    return tables
+
+
 def order(order_id: int, updated_at: str = "2026-11-23T10:00:00.000Z", items: Any = "default",
           tags: Any = "default", **fields: Any) -> Dict[str, Any]:
     record: Dict[str, Any] = {

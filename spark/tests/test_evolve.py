@@ -13,26 +13,11 @@ from afluente_spark.evolve import SchemaChangeError, columns_query, plan, read_c
 from afluente_spark.spec import read_tables
 from afluente_spark.sql import WarehouseSql
 
-from helpers import DEMO_TABLES
+from helpers import DEMO_TABLES, demo_tables_with as changed
 
 
 def warehouse_sql(tables: Dict[str, Any], schema: str, dialect: str = "postgres") -> WarehouseSql:
     return WarehouseSql(read_tables(tables), dialect, schema, 1, "2026-11-23 10:00:00.000000")
-
-
-def changed(**edits: Any) -> Dict[str, Any]:
-    """The demo tables with `edits`: orders__total="decimal(14,2)" sets a column's type, a dict replaces the
-    column (or adds it), None removes it."""
-    tables = copy.deepcopy(DEMO_TABLES)
-    for where, value in edits.items():
-        table, column = where.split("__")
-        if value is None:
-            del tables[table]["columns"][column]
-        elif isinstance(value, dict):
-            tables[table]["columns"][column] = value
-        else:
-            tables[table]["columns"][column]["type"] = value
-    return tables
 
 
 def create(pg: Any, tables: Dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 import pytest
 from helpers import DT, SOURCE, demo_tables, load, order, split, staging_tables
+from helpers import demo_tables_with as tables_with
 
 from afluente_spark.evolve import SchemaChangeError
 
@@ -29,20 +30,6 @@ def first_load(engine: Any, lake: Any, pg: Any) -> None:
     split(engine, lake, 1, [[order(1), order(2)]])
     result = load(engine, lake, 1, pg)
     assert result["schemaChanges"] == ["create table orders", "create table order_items", "create table order_tags"]
-
-
-def tables_with(**columns: Any) -> Dict[str, Any]:
-    """The demo tables with orders__x={...} / order_items__x=... (a column spec, a type, or None to drop)."""
-    tables = demo_tables()
-    for where, value in columns.items():
-        table, column = where.split("__")
-        if value is None:
-            del tables[table]["columns"][column]
-        elif isinstance(value, dict):
-            tables[table]["columns"][column] = value
-        else:
-            tables[table]["columns"][column]["type"] = value
-    return tables
 
 
 def rerun_keeps_rows(engine: Any, lake: Any, pg: Any, run_id: int, tables: Dict[str, Any],

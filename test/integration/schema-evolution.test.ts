@@ -21,6 +21,7 @@ import { demoSourcesAt, finishedRun, startTestApp, withEngine, type TestApp } fr
 import { FAST_CATALOG } from '../support/catalog.ts';
 import { demoRows } from '../support/demo-source-file.ts';
 import { TOKEN } from '../support/env.ts';
+import { tableContents } from '../support/warehouse.ts';
 
 const RECORDS = 120;
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -96,25 +97,12 @@ async function view(id: number): Promise<{
   return (await request(t.app.server).get(`/runs/${id}`).set(auth).expect(200)).body;
 }
 
-async function count(table: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM "${t.config.warehouse.schema}"."${table}"`,
-  );
-  return rows[0]?.n ?? -1;
-}
+const count = async (table: string) => (await tableContents(db, t.config.warehouse.schema, table)).n;
 
-/** Every business row of the tables, hashed, without afluente's own columns (the run id and the load time). */
+/** Every business row of the tables, hashed. */
 async function digest(tables: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const table of tables) {
-    const { rows } = await db.query<{ h: string }>(
-      `SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) AS h
-         FROM (SELECT (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(x))
-                        WHERE key NOT LIKE '\\_afluente\\_%') AS r
-                 FROM "${t.config.warehouse.schema}"."${table}" x) rows`,
-    );
-    out[table] = rows[0]?.h ?? '';
-  }
+  for (const table of tables) out[table] = (await tableContents(db, t.config.warehouse.schema, table)).digest;
   return out;
 }
 

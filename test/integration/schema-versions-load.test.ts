@@ -13,6 +13,7 @@ import { Run, SchemaVersion } from '../../service/state/entities/index.ts';
 import { demoSourcesAt, finishedRun, startTestApp, type TestApp } from '../support/app.ts';
 import { demoRows } from '../support/demo-source-file.ts';
 import { TOKEN } from '../support/env.ts';
+import { tableContents } from '../support/warehouse.ts';
 
 // Schema versions through real runs: the demo API, the local Lambdas, the embedded engine (DuckDB) and PostgreSQL.
 // The source's tables change between runs the way an operator edits the sources file (the loaded config is
@@ -60,16 +61,7 @@ async function runToEnd(body: object = ALL): Promise<Run> {
   return finishedRun(t, res.body.id as number, 120_000);
 }
 
-/** Row count and a digest of every row of a warehouse table, leaving out afluente's own columns. */
-async function contents(table: string): Promise<{ n: number; digest: string }> {
-  const schema = t.config.warehouse.schema;
-  const { rows } = await db.query<{ n: string; digest: string }>(
-    `SELECT count(*)::text AS n, coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '') AS digest
-       FROM (SELECT (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(x))
-                      WHERE key NOT LIKE '\\_afluente\\_%') AS r FROM "${schema}"."${table}" x) rows`,
-  );
-  return { n: Number(rows[0]?.n), digest: rows[0]?.digest ?? '' };
-}
+const contents = (table: string) => tableContents(db, t.config.warehouse.schema, table);
 
 async function ledgerRows(runId: number): Promise<number> {
   const { rows } = await db.query<{ n: string }>(

@@ -27,3 +27,17 @@ export async function warehouseState(
     await db.end();
   }
 }
+
+/** A warehouse table's row count and a digest of every row, leaving out afluente's own columns (run id, load time). */
+export async function tableContents(
+  db: pg.Client,
+  schema: string,
+  table: string,
+): Promise<{ n: number; digest: string }> {
+  const { rows } = await db.query<{ n: string; digest: string }>(
+    `SELECT count(*)::text AS n, coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '') AS digest
+       FROM (SELECT (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(x))
+                      WHERE key NOT LIKE '\\_afluente\\_%') AS r FROM "${schema}"."${table}" x) rows`,
+  );
+  return { n: Number(rows[0]?.n), digest: rows[0]?.digest ?? '' };
+}
