@@ -41,9 +41,15 @@ export class BrowserSession {
     page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
   }
 
-  static async open(viewport: { width: number; height: number } = VIEWPORTS.desktop): Promise<BrowserSession> {
+  static async open(
+    viewport: { width: number; height: number } = VIEWPORTS.desktop,
+  ): Promise<BrowserSession> {
     // No sandbox: the tests run as root in CI, where Chromium refuses to start with one.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox'],
+    });
     const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     return new BrowserSession(browser, context, page);
