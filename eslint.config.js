@@ -5,7 +5,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', '.data/', 'cdk.out/', 'bench/results/', '**/.venv*/', 'spark/dist/'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      '.data/',
+      'cdk.out/',
+      'bench/results/',
+      '**/.venv*/',
+      'spark/dist/',
+      'ui/dist/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -34,5 +43,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
     },
   },
+  // The web app runs in the browser (ui/tsconfig.json types it with the DOM).
+  { files: ['ui/src/**/*.{ts,tsx}'], languageOptions: { globals: globals.browser } },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
 );

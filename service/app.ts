@@ -26,11 +26,14 @@ import metricsPlugin from './plugins/metrics.ts';
 import orchestrationPlugin, { type OrchestrationOptions } from './plugins/orchestration.ts';
 import ormPlugin from './plugins/orm.ts';
 import redisPlugin from './plugins/redis.ts';
+import { registerUi, type UiOptions } from './plugins/ui.ts';
 
 export interface AppOptions extends OrchestrationOptions {
   config: Config;
   logger: Logger;
   sources: LoadedSources;
+  /** The web app served at /ui/ by the api role. */
+  ui?: UiOptions;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -101,6 +104,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await scope.register(backfillRoutes);
       await scope.register(metricsRoutes);
     });
+    // Outside the bearer auth: the app's shell is public, and its API calls carry the token.
+    await registerUi(app, options.ui);
   } else {
     // Worker- or scheduler-only processes still answer health and metrics for their orchestrator.
     await app.register(async (scope) => {

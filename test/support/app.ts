@@ -31,6 +31,7 @@ export async function startTestApp(
     catalog: options.catalog,
     lambdaClient: options.lambdaClient,
     emrClient: options.emrClient,
+    ui: options.ui,
   });
   await app.ready();
   let closed = false;

@@ -1,0 +1,98 @@
+import { formatBytes, formatCount } from '../format.ts';
+import type { Job, LakeFile } from '../types.ts';
+
+const LAYERS = ['raw', 'validated', 'rejected', 'curated'];
+const FROM: Record<string, string> = {
+  raw: 'the source API',
+  validated: 'raw',
+  rejected: 'raw',
+  curated: 'validated',
+};
+
+/**
+ * The run's lake files by layer, in the order data flows (raw → validated and rejected → curated → the
+ * warehouse), each with the job that wrote it.
+ */
+export function LakeFiles({ files, jobs }: { files: LakeFile[]; jobs: Job[] }) {
+  const layers = [...new Set([...LAYERS, ...files.map((f) => f.layer)])].filter((layer) =>
+    files.some((f) => f.layer === layer),
+  );
+  const load = [...jobs].filter((j) => j.stage === 'load').sort((a, b) => b.id - a.id)[0];
+  const targets = load?.params?.targets as Record<string, { table?: string }> | undefined;
+  if (files.length === 0) return <p>No lake files yet.</p>;
+  return (
+    <div class="lake-files" data-testid="lake-files">
+      <ol class="lineage" aria-label="Lineage">
+        {layers.map((layer) => (
+          <li key={layer}>
+            <strong>{layer}</strong>
+            <span class="muted"> from {FROM[layer] ?? 'an earlier layer'}</span>
+          </li>
+        ))}
+        {load ? (
+          <li>
+            <strong>warehouse</strong>
+            <span class="muted">
+              {' '}
+              from curated, by load job {load.id}
+              {targets
+                ? `: ${Object.values(targets)
+                    .map((t) => t.table)
+                    .filter(Boolean)
+                    .join(', ')}`
+                : ''}
+            </span>
+          </li>
+        ) : null}
+      </ol>
+      {layers.map((layer) => {
+        const group = files.filter((f) => f.layer === layer);
+        return (
+          <section key={layer} aria-labelledby={`layer-${layer}`}>
+            <h3 id={`layer-${layer}`}>
+              {layer} <span class="muted small">({group.length} files)</span>
+            </h3>
+            <div class="scroll">
+              <table class="cards">
+                <thead>
+                  <tr>
+                    <th scope="col">File</th>
+                    <th scope="col">Table</th>
+                    <th scope="col" class="num">
+                      Records
+                    </th>
+                    <th scope="col" class="num">
+                      Size
+                    </th>
+                    <th scope="col">Written by</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {group.map((f) => (
+                    <tr key={f.uri}>
+                      <td data-label="File">
+                        <code class="wrap" title={f.sha256 ? `sha256 ${f.sha256}` : undefined}>
+                          {f.uri}
+                        </code>
+                      </td>
+                      <td data-label="Table">{f.table ?? '—'}</td>
+                      <td class="num" data-label="Records">
+                        {formatCount(f.records)}
+                      </td>
+                      <td class="num" data-label="Size">
+                        {formatBytes(f.bytes)}
+                      </td>
+                      <td data-label="Written by">
+                        {f.producedBy.stage} (job {f.producedBy.jobId})
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </section>
+        );
+      })}
+    </div>
+  );
+}
