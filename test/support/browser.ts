@@ -21,11 +21,14 @@ export const SCREENSHOTS =
     : join(process.env.AFLUENTE_TEST_OUTPUT ?? 'test-output', 'screenshots');
 
 /**
- * Headless Chromium with one page, recording every console error or warning and every uncaught page error, so
- * a test can assert the app logged none.
+ * Headless Chromium with one page, recording every console error or warning, every uncaught page error and every
+ * error response, so a test can assert the app logged none and asked for nothing it did not expect to be refused.
  */
 export class BrowserSession {
+  /** Console errors and warnings, uncaught page errors, and requests that got no response. */
   readonly problems: string[] = [];
+  /** `401 GET /sources`: every response with an error status the page received. */
+  readonly failedRequests: string[] = [];
   readonly browser: Browser;
   readonly context: BrowserContext;
   readonly page: Page;
@@ -35,9 +38,23 @@ export class BrowserSession {
     this.context = context;
     this.page = page;
     page.on('console', (message: ConsoleMessage) => {
+      // Chromium itself logs every 4xx/5xx response as an error: those are in `failedRequests`, for a test to
+      // say which it expects (a refused token is the server's answer, and the app shows it).
+      if (message.text().startsWith('Failed to load resource: the server responded with a status of')) return;
       if (message.type() === 'error' || message.type() === 'warning')
         this.problems.push(`console.${message.type()}: ${message.text()}`);
     });
+    page.on('response', (response) => {
+      if (response.status() >= 400) {
+        const url = new URL(response.url());
+        this.failedRequests.push(`${response.status()} ${response.request().method()} ${url.pathname}`);
+      }
+    });
+    page.on('requestfailed', (failed) =>
+      this.problems.push(
+        `request failed: ${failed.method()} ${failed.url()} (${failed.failure()?.errorText})`,
+      ),
+    );
     page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
   }
 
