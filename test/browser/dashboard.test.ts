@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// page.evaluate() callbacks run in the browser: they see its globals (document, location, sessionStorage).
 // The web app at /ui/ in headless Chromium (Debian's, driven by playwright-core), against the real service on a
 // real port with real runs: the demo source API, the local Lambdas, the embedded engine and PostgreSQL. A user
 // signs in with the keyboard, starts a run from the Sources page and follows it to COMPLETED, reads its timeline
