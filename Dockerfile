@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # The afluente service images. Node 24 runs the TypeScript sources directly (type stripping), so an image holds
-# sources and production dependencies, nothing built. Both images also run the embedded transform and load
+# sources and production dependencies; the one thing built is the web app (ui/dist), in a stage of its own. Both images also run the embedded transform and load
 # engine (DuckDB, no JVM): a Python child process of the worker, for runs up to AFLUENTE_EMBEDDED_MAX_BYTES.
 #
 #   deps ────────────────┐          production node_modules (npm ci --omit=dev)
+#   web ─────────────────┤          the web app served at /ui/, built by Vite: only ui/dist leaves the stage
 #   base ───┬─ venv ─────┤          the embedded engine's venv: exactly spark/requirements-embedded.txt
 #           └─ app ◄─────┘ ─┬─ local     docker compose only: app + what the local Spark step runner needs
 #                           │            (pyspark, Java 17, the JDBC driver) and the demo
@@ -31,6 +32,16 @@ FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# web: the web app (ui/), built with the full dependencies (Vite, Preact) from the lockfile; the images get its
+# output, ui/dist, and none of those packages. --ignore-scripts: the build needs no install script (the `node`
+# package's would download a second Node), so Vite runs on the image's own node rather than through npm run.
+FROM node:24-bookworm-slim AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY ui ./ui
+RUN node node_modules/vite/bin/vite.js build ui
 
 # base: the Node base image with Debian's python3 (the interpreter and its standard library only). The venv
 # stage builds on this same layer, so the venv's python (a link to /usr/bin/python3) is the one app runs.
@@ -61,6 +72,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=venv /app/.venv ./.venv
+COPY --from=web /app/ui/dist ./ui/dist
 COPY package.json ./
 COPY contract ./contract
 COPY lib ./lib

@@ -163,10 +163,11 @@ try {
     );
   }
   console.log(
-    `\n▶ the run in the API: ${base}/runs/${run.id}\n` +
+    `\n▶ the run in the API: ${base}/runs/${run.id}, in the web app: ${base}/ui/#/runs/${run.id}\n` +
       `  the run stays in MySQL; to inspect it after this demo, start the service with a token of your own:\n` +
       `    AFLUENTE_API_TOKENS=me=$(openssl rand -hex 24) npm start\n` +
-      `    curl -H "Authorization: Bearer <that token>" http://127.0.0.1:8080/runs/${run.id}`,
+      `    curl -H "Authorization: Bearer <that token>" http://127.0.0.1:8080/runs/${run.id}\n` +
+      `  or open http://127.0.0.1:8080/ui/#/runs/${run.id} and sign in with that token`,
   );
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);

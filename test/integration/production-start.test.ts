@@ -2,7 +2,19 @@ import { spawn, execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, chown, cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  cp,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -252,7 +264,7 @@ const asRoot = process.getuid?.() === 0;
  * belong to this test's user; when that is root, the image's processes run as IMAGE_UID, which may read them
  * and write only the folders made for it, as in the image.
  */
-async function layOut(image: Image, options: { nodeModules: boolean }) {
+async function layOut(image: Image, options: { nodeModules: boolean; web?: boolean }) {
   const root = await mkdtemp(join(tmpdir(), 'afluente-image-'));
   roots.push(root);
   const inImage = (path: string): string => join(root, isAbsolute(path) ? path : join(image.workdir, path));
@@ -267,6 +279,7 @@ async function layOut(image: Image, options: { nodeModules: boolean }) {
     await run('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], { cwd: work, timeout: 200_000 });
     if (work !== inImage(dirname(deps.dest))) await linkTree(join(work, 'node_modules'), inImage(deps.dest));
   }
+  if (options.web) await buildWeb(image, inImage);
   const venv = product(image, '.venv');
   const recipe = venvRecipe(venv);
   expect(recipe.path).toBe(venv.src);
@@ -291,6 +304,30 @@ async function layOut(image: Image, options: { nodeModules: boolean }) {
     Object.entries(image.env).map(([k, v]) => [k, v.startsWith('/') ? inImage(v) : v]),
   );
   return { root, inImage, env, node, user: asRoot ? { uid: IMAGE_UID, gid: IMAGE_UID } : {} };
+}
+
+/**
+ * The web stage's ui/dist, made as that stage makes it: its files from the context in a folder of their own, its
+ * build command run there as written, and the output copied where the image has it. Its `npm ci` is stood in
+ * for by the checkout's node_modules, the full install of the same lockfile.
+ */
+async function buildWeb(image: Image, inImage: (path: string) => string): Promise<void> {
+  const web = product(image, 'ui/dist');
+  const [install, build, ...more] = web.runs;
+  expect(more).toEqual([]);
+  expect(install).toMatch(/^npm ci( --[\w-]+)*$/);
+  expect(install).not.toMatch(/--omit=dev/);
+  expect(build).toMatch(/^node node_modules\/vite\/bin\/vite\.js build ui$/);
+  const stage = await mkdtemp(join(tmpdir(), 'afluente-web-stage-'));
+  roots.push(stage);
+  const inStage = (path: string) => join(stage, path);
+  for (const [src, dest] of web.files) await cp(src, inStage(dest), { recursive: true });
+  const workdir = inStage(dirname(dirname(web.src)));
+  await rm(join(workdir, 'ui', 'dist'), { recursive: true, force: true });
+  await symlink(resolve('node_modules'), join(workdir, 'node_modules'));
+  const [command = '', ...args] = (build as string).split(' ');
+  await run(command === 'node' ? process.execPath : command, args, { cwd: workdir, timeout: 120_000 });
+  await cp(inStage(web.src), inImage(web.dest), { recursive: true });
 }
 
 describe('the production image (Dockerfile)', () => {
@@ -322,8 +359,11 @@ describe('the production image (Dockerfile)', () => {
     expect(image.products.map((p) => [p.builder, p.dest])).toEqual([
       ['deps', '/app/node_modules'],
       ['venv', '/app/.venv'],
+      ['web', '/app/ui/dist'],
     ]);
     expect(product(image, 'node_modules').runs.join('\n')).toMatch(/npm ci --omit=dev/);
+    // The web stage installs the devDependencies to build the app; only its output comes across.
+    expect(product(image, 'ui/dist').src).toBe('/app/ui/dist');
     // The image's own RUNs: Debian's python3 and the CAs the embedded load verifies Redshift with, the link that
     // puts the CLI on PATH, and the one folder its user writes. Nothing else is installed.
     const [python, ...rest] = image.runs;
@@ -407,7 +447,7 @@ describe('the production start path', () => {
     const command = JSON.parse(image.entrypoint) as string[];
     expect(command.slice(0, 1)).toEqual(['node']);
 
-    const layout = await layOut(image, { nodeModules: true });
+    const layout = await layOut(image, { nodeModules: true, web: true });
     const workdir = layout.inImage(image.workdir);
     const installed = await run('npm', ['ls', '--omit=dev', '--depth=0', '--json'], { cwd: workdir }).catch(
       (e: { stdout: string }) => e,
@@ -451,6 +491,15 @@ describe('the production start path', () => {
       );
       expect(ready).toEqual({ status: 'ok', checks: { mysql: { ok: true }, redis: { ok: true } } });
       expect(image.env.NODE_ENV).toBe('production');
+      // The web app the web stage built, served at /ui/ with the assets its page names.
+      const page = await fetch(`http://127.0.0.1:${port}/ui/`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const script = /src="(\/ui\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script, html).toBeDefined();
+      const asset = await fetch(`http://127.0.0.1:${port}${script}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get('cache-control')).toMatch(/immutable/);
     } finally {
       child.kill('SIGTERM');
       await exited;
