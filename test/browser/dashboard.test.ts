@@ -71,11 +71,24 @@ async function signIn(page: Page): Promise<void> {
 
 /** Waits until the run page shows the status (it polls the API while the run is active). */
 async function runStatus(page: Page, status: string, timeout = 120_000): Promise<void> {
-  await page.locator(`[data-testid="run-status"][data-status="${status}"]`).waitFor({ timeout });
+  try {
+    await page.locator(`[data-testid="run-status"][data-status="${status}"]`).waitFor({ timeout });
+  } catch (error) {
+    const id = /#\/runs\/(\d+)/.exec(page.url())?.[1];
+    const run = id ? (await request(t.app.server).get(`/runs/${id}`).set(auth)).body : undefined;
+    throw new Error(
+      `run ${id} did not reach ${status}: the API says ${run?.status} (${JSON.stringify(run?.error)})`,
+      { cause: error },
+    );
+  }
 }
 
+/** A run of every record the API serves: a cursor before them all, whatever the source's own has reached. */
 async function createRun(): Promise<number> {
-  const res = await request(t.app.server).post('/runs').set(auth).send({ source: 'demo' });
+  const res = await request(t.app.server)
+    .post('/runs')
+    .set(auth)
+    .send({ source: 'demo', params: { cursor: '2000-01-01T00:00:00.000Z' } });
   expect(res.status).toBe(202);
   return res.body.id as number;
 }
@@ -152,6 +165,34 @@ describe('the web app in Chromium', () => {
       VIEWPORTS.phone.width,
     );
     await session.screenshot('run-phone');
+  }, 180_000);
+
+  it('browses a run’s rejected records with their reasons, and a source’s runs, schema versions and drift', async () => {
+    // Every 50th record breaks in one of three ways: 6 of 300 are rejected, under the 5 % the source allows.
+    api.setFaults({ badRecords: { every: 50 } });
+    const id = await createRun();
+    session = await BrowserSession.open();
+    const { page } = session;
+    await signIn(page);
+    await page.goto(`${base}/ui/#/runs/${id}`);
+    await runStatus(page, 'COMPLETED');
+    await page.getByRole('link', { name: 'Browse the 6 rejected records' }).click();
+    await page.getByRole('heading', { name: `Rejected records of run ${id}` }).waitFor();
+    await expect.poll(() => page.locator('[data-testid="reject"]').count()).toBe(6);
+    const reasons = await page.locator('[data-testid="reject"] .reasons').allTextContents();
+    expect(reasons.join('\n')).toMatch(/status/);
+    expect(reasons.join('\n')).toMatch(/total/);
+    await session.screenshot('rejects');
+
+    await page.goto(`${base}/ui/#/sources/demo`);
+    await page.getByRole('heading', { name: 'demo', level: 1 }).waitFor();
+    // The strip of the source's last runs links each one, with its status.
+    await page.getByRole('link', { name: `Run ${id}: COMPLETED` }).waitFor();
+    // Its schema versions: the one its runs loaded is the current config's.
+    await page.locator('[data-testid="schema-versions"]').getByText('current config').waitFor();
+    // The drift its last run saw: the demo's customer.email, which no column names.
+    expect(await page.locator('[data-testid="source"]').textContent()).toContain('customer.email');
+    await session.screenshot('source');
   }, 180_000);
 
   it('cancels a running run from its page', async () => {
