@@ -70,7 +70,7 @@ export function LakeFiles({ files, jobs }: { files: LakeFile[]; jobs: Job[] }) {
                 <tbody>
                   {group.map((f) => (
                     <tr key={f.uri}>
-                      <td data-label="File">
+                      <td data-label="File" class="wide">
                         <code class="wrap" title={f.sha256 ? `sha256 ${f.sha256}` : undefined}>
                           {f.uri}
                         </code>
