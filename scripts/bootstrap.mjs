@@ -1,7 +1,8 @@
 // Runs before `npm test`, `npm run demo` and `npm start`: on a fresh clone it installs the dependencies, Node 24
-// among them, builds the web app (ui/dist) when it is missing or older than its sources, and with `--python` the
-// Python tools (.venv), so the two quick-start commands work without a separate install step. Plain JavaScript
-// on purpose: it runs on whatever Node the shell has.
+// among them, builds the web app (ui/dist) when it is missing or older than its sources, with `--python` the
+// Python tools (.venv), and with `--browser` Debian's chromium for the browser tests, so the two quick-start
+// commands work without a separate install step. Plain JavaScript on purpose: it runs on whatever Node the shell
+// has.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,3 +46,7 @@ if (!existsSync(built) || statSync(built).mtimeMs < sourcesChanged) {
 // needs no Python, so `npm start` leaves it out.
 if (process.argv.includes('--python'))
   execFileSync('bash', ['scripts/setup-python.sh'], { stdio: 'inherit' });
+
+// Quick when chromium is already installed.
+if (process.argv.includes('--browser'))
+  execFileSync('bash', ['scripts/setup-browser.sh'], { stdio: 'inherit' });
