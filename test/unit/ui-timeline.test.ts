@@ -117,6 +117,22 @@ describe('layoutTimeline', () => {
     expect(t.ticks.every((tick) => tick.left >= 0 && tick.left <= 100)).toBe(true);
   });
 
+  it('ticks in fractions of a second for a run of a second or two', () => {
+    const t = layoutTimeline(
+      [
+        job({
+          stage: 'ingest',
+          status: 'COMPLETED',
+          createdAt: at(0),
+          startedAt: at(0),
+          finishedAt: at(1.7),
+        }),
+      ],
+      T0 + 1000_000,
+    );
+    expect(t.ticks.map((tick) => tick.offsetMs)).toEqual([0, 500, 1000, 1500]);
+  });
+
   it('is empty without jobs', () => {
     expect(layoutTimeline([], T0).bars).toEqual([]);
   });

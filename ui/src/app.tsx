@@ -122,7 +122,13 @@ export function App() {
 function View({ route }: { route: Route }) {
   switch (route.view) {
     case 'runs':
-      return <RunsView source={route.source} status={route.status} />;
+      return (
+        <RunsView
+          key={`${route.source ?? ''}|${route.status ?? ''}`}
+          source={route.source}
+          status={route.status}
+        />
+      );
     case 'run':
       return <RunView key={route.id} id={route.id} />;
     case 'rejects':

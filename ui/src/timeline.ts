@@ -26,7 +26,7 @@ export interface Timeline {
 }
 
 const TICK_STEPS = [
-  1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+  0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
 ].map((s) => s * 1000);
 const MAX_TICKS = 6;
 /** A finished job of a few ms still shows as a sliver. */
@@ -47,7 +47,7 @@ export function layoutTimeline(jobs: readonly Job[], now: number): Timeline {
   });
   if (spans.length === 0) return { start: now, end: now, bars: [], ticks: [] };
   const start = Math.min(...spans.map((s) => s.created));
-  const end = Math.max(start + 1000, ...spans.map((s) => Math.max(s.finished ?? s.waitEnd, s.waitEnd)));
+  const end = Math.max(start + 100, ...spans.map((s) => Math.max(s.finished ?? s.waitEnd, s.waitEnd)));
   const span = end - start;
   const pct = (t: number) => ((t - start) / span) * 100;
   const bars = spans.map(({ job, created, started, finished, waitEnd, open }) => {

@@ -122,7 +122,7 @@ export function FunnelView({ run }: { run: RunDetail }) {
                 <td class="num" data-label="Stale">
                   {formatCount(t.stale)}
                 </td>
-                <td data-label="Check">
+                <td data-label="Check" class="wide">
                   <Check ok={t.balanced} what="curated = loaded + stale" />
                 </td>
               </tr>

@@ -2,12 +2,8 @@ import { formatBytes, formatCount } from '../format.ts';
 import type { Job, LakeFile } from '../types.ts';
 
 const LAYERS = ['raw', 'validated', 'rejected', 'curated'];
-const FROM: Record<string, string> = {
-  raw: 'the source API',
-  validated: 'raw',
-  rejected: 'raw',
-  curated: 'validated',
-};
+/** The layers in the order data flows; the ones in one step are made together (validate splits raw in two). */
+const STEPS = [['raw'], ['validated', 'rejected'], ['curated']];
 
 /**
  * The run's lake files by layer, in the order data flows (raw → validated and rejected → curated → the
@@ -20,27 +16,39 @@ export function LakeFiles({ files, jobs }: { files: LakeFile[]; jobs: Job[] }) {
   const load = [...jobs].filter((j) => j.stage === 'load').sort((a, b) => b.id - a.id)[0];
   const targets = load?.params?.targets as Record<string, { table?: string }> | undefined;
   if (files.length === 0) return <p>No lake files yet.</p>;
+  // Which stage and job wrote a layer's files.
+  const writer = (layer: string) => {
+    const jobs = [...new Set(files.filter((f) => f.layer === layer).map((f) => f.producedBy.jobId))];
+    const stage = files.find((f) => f.layer === layer)?.producedBy.stage ?? '?';
+    return `${stage}, job ${jobs.join(', ')}`;
+  };
   return (
     <div class="lake-files" data-testid="lake-files">
       <ol class="lineage" aria-label="Lineage">
-        {layers.map((layer) => (
-          <li key={layer}>
-            <strong>{layer}</strong>
-            <span class="muted"> from {FROM[layer] ?? 'an earlier layer'}</span>
-          </li>
-        ))}
+        {STEPS.map((step) => step.filter((layer) => layers.includes(layer)))
+          .filter((step) => step.length > 0)
+          .map((step) => (
+            <li key={step.join('+')}>
+              {step.map((layer, i) => (
+                <span key={layer}>
+                  {i > 0 ? ' + ' : ''}
+                  <strong>{layer}</strong> <span class="muted small">({writer(layer)})</span>
+                </span>
+              ))}
+            </li>
+          ))}
         {load ? (
           <li>
-            <strong>warehouse</strong>
-            <span class="muted">
-              {' '}
-              from curated, by load job {load.id}
+            <strong>warehouse</strong>{' '}
+            <span class="muted small">
+              (load job {load.id}
               {targets
                 ? `: ${Object.values(targets)
                     .map((t) => t.table)
                     .filter(Boolean)
                     .join(', ')}`
                 : ''}
+              )
             </span>
           </li>
         ) : null}
@@ -50,7 +58,10 @@ export function LakeFiles({ files, jobs }: { files: LakeFile[]; jobs: Job[] }) {
         return (
           <section key={layer} aria-labelledby={`layer-${layer}`}>
             <h3 id={`layer-${layer}`}>
-              {layer} <span class="muted small">({group.length} files)</span>
+              {layer}{' '}
+              <span class="muted small">
+                ({group.length} file{group.length === 1 ? '' : 's'})
+              </span>
             </h3>
             <div class="scroll">
               <table class="cards">
@@ -70,7 +81,7 @@ export function LakeFiles({ files, jobs }: { files: LakeFile[]; jobs: Job[] }) {
                 <tbody>
                   {group.map((f) => (
                     <tr key={f.uri}>
-                      <td data-label="File">
+                      <td data-label="File" class="wide">
                         <code class="wrap" title={f.sha256 ? `sha256 ${f.sha256}` : undefined}>
                           {f.uri}
                         </code>

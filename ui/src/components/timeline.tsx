@@ -26,6 +26,9 @@ export function Timeline({ jobs, now }: { jobs: Job[]; now: number }) {
                 {job.attempt > 1 ? <span class="attempts"> ×{job.attempt}</span> : null}
               </span>
               <span class="timeline-track">
+                {timeline.ticks.map((tick) => (
+                  <span key={tick.offsetMs} class="timeline-grid" style={{ left: `${tick.left}%` }} />
+                ))}
                 {bar.waitWidth > 0 ? (
                   <span
                     class="timeline-wait"

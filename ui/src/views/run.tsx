@@ -181,7 +181,7 @@ function RunBody({ run, now, onAction }: { run: RunDetail; now: number; onAction
                       <td class="num" data-label="Records">
                         {formatCount(f.count)}
                       </td>
-                      <td data-label="Sample">
+                      <td data-label="Sample" class="wide">
                         <code class="wrap">{f.sample}</code>
                       </td>
                     </tr>
@@ -249,7 +249,7 @@ function Jobs({ jobs, now }: { jobs: Job[]; now: number }) {
               <td class="num" data-label="Duration">
                 {formatDuration(elapsed(job.startedAt, job.finishedAt, now))}
               </td>
-              <td data-label="Error">
+              <td data-label="Error" class="wide">
                 {job.error ? (
                   <>
                     <code>{job.error.reason}</code> {job.error.message}

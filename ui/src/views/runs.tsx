@@ -21,12 +21,8 @@ export function RunsView({ source, status }: { source?: string; status?: Status 
   // Cursors of the pages before this one; the first page has none.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const cursor = cursors[cursors.length - 1];
+  // The app keys this view by its filters, so a new filter starts again at the first page.
   const filterKey = `${source ?? ''}|${status ?? ''}`;
-  const [pagedFor, setPagedFor] = useState(filterKey);
-  if (pagedFor !== filterKey) {
-    setPagedFor(filterKey);
-    setCursors([undefined]);
-  }
   const page = usePolled(
     `runs|${filterKey}|${cursor ?? ''}`,
     (signal) => api.runs({ source, status, cursor }, signal),
@@ -155,7 +151,7 @@ export function RunsView({ source, status }: { source?: string; status?: Status 
 function RunRow({ run, now }: { run: Run; now: number }) {
   return (
     <tr data-testid="run-row" data-run-id={run.id}>
-      <th scope="row" data-label="Run">
+      <th scope="row" data-label="Run" class="nowrap">
         <a href={formatRoute({ view: 'run', id: run.id })}>Run {run.id}</a>
       </th>
       <td data-label="Status">
@@ -165,8 +161,10 @@ function RunRow({ run, now }: { run: Run; now: number }) {
       <td data-label="Source">{run.source}</td>
       <td data-label="Trigger">{run.trigger}</td>
       <td data-label="Engine">{run.engine ?? '—'}</td>
-      <td data-label="Started">{formatTime(run.startedAt ?? run.createdAt)}</td>
-      <td class="num" data-label="Duration">
+      <td data-label="Started" class="nowrap">
+        {formatTime(run.startedAt ?? run.createdAt)}
+      </td>
+      <td class="num nowrap" data-label="Duration">
         {formatDuration(elapsed(run.startedAt, run.finishedAt, now))}
       </td>
       <td class="num" data-label="Fetched">
@@ -178,7 +176,9 @@ function RunRow({ run, now }: { run: Run; now: number }) {
       <td class="num" data-label="Rejected">
         {formatCount(run.counts.rejected)}
       </td>
-      <td data-label="Rows">{rowsText(run.counts.rows)}</td>
+      <td data-label="Rows" class="wide">
+        {rowsText(run.counts.rows)}
+      </td>
     </tr>
   );
 }
