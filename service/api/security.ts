@@ -11,7 +11,10 @@ import { Duration } from 'luxon';
 export async function registerSecurity(app: FastifyInstance): Promise<void> {
   // helmet's headers, the same on every response, from its middleware built once; @fastify/helmet built the
   // middleware again for each request (its CSP directives parsed each time), a few per cent of a GET /runs/:id.
-  const securityHeaders = helmet();
+  // Without `upgrade-insecure-requests`: over plain HTTP on any host but localhost (docker compose reached from
+  // another machine) Chromium would rewrite the web app's asset URLs to https, which the service does not speak,
+  // and /ui/ would never render. Behind the ALB the page is https already, and HSTS keeps it so.
+  const securityHeaders = helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
   app.addHook('onRequest', (request, reply, done) => securityHeaders(request.raw, reply.raw, () => done()));
   const { max, windowMs } = app.config.http.rateLimit;
   // The plugin's context gives the time left until the client's window resets, not the window itself.

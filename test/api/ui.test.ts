@@ -42,6 +42,8 @@ describe('the web app at /ui/', () => {
     const directives = csp.split(';').map((d) => d.trim());
     expect(directives).toContain("script-src 'self'");
     expect(directives).toContain("default-src 'self'");
+    // Plain HTTP on a host other than localhost must keep working (compose from another machine).
+    expect(directives.some((d) => d.startsWith('upgrade-insecure-requests'))).toBe(false);
     expect(res.text).toContain('<div id="app"></div>');
     expect(res.text).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
     expect(res.text).toMatch(/<script type="module" crossorigin src="\/ui\/assets\/index-[\w-]+\.js">/);
