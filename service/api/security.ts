@@ -14,7 +14,9 @@ export async function registerSecurity(app: FastifyInstance): Promise<void> {
   // Without `upgrade-insecure-requests`: over plain HTTP on any host but localhost (docker compose reached from
   // another machine) Chromium would rewrite the web app's asset URLs to https, which the service does not speak,
   // and /ui/ would never render. Behind the ALB the page is https already, and HSTS keeps it so.
-  const securityHeaders = helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+  const securityHeaders = helmet({
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
   app.addHook('onRequest', (request, reply, done) => securityHeaders(request.raw, reply.raw, () => done()));
   const { max, windowMs } = app.config.http.rateLimit;
   // The plugin's context gives the time left until the client's window resets, not the window itself.

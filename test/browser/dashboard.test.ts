@@ -189,7 +189,10 @@ describe('the web app in Chromium', () => {
     // The strip of the source's last runs links each one, with its status.
     await page.getByRole('link', { name: `Run ${id}: COMPLETED` }).waitFor();
     // Its schema versions: the one its runs loaded is the current config's.
-    await page.locator('[data-testid="schema-versions"]').getByText('current config', { exact: true }).waitFor();
+    await page
+      .locator('[data-testid="schema-versions"]')
+      .getByText('current config', { exact: true })
+      .waitFor();
     // The drift its last run saw: the demo's customer.email, which no column names.
     expect(await page.locator('[data-testid="source"]').textContent()).toContain('customer.email');
     await session.screenshot('source');
