@@ -167,6 +167,20 @@ describe('the web app in Chromium', () => {
     await session.screenshot('run-phone');
   }, 180_000);
 
+  it('shows a new run in the runs list and follows it there to COMPLETED, without a reload', async () => {
+    session = await BrowserSession.open();
+    const { page } = session;
+    await signIn(page);
+    const id = await createRun();
+    const row = page.locator(`[data-testid="run-row"][data-run-id="${id}"]`);
+    await row.waitFor();
+    await row.locator('[data-testid="run-status"][data-status="COMPLETED"]').waitFor({ timeout: 120_000 });
+    // The filters narrow the list, and the URL says so.
+    await page.getByLabel('Status').selectOption('FAILED');
+    await expect.poll(() => page.url()).toContain('status=FAILED');
+    await row.waitFor({ state: 'detached' });
+  }, 180_000);
+
   it('browses a run’s rejected records with their reasons, and a source’s runs, schema versions and drift', async () => {
     // Every 50th record breaks in one of three ways: 6 of 300 are rejected, under the 5 % the source allows.
     api.setFaults({ badRecords: { every: 50 } });
@@ -207,8 +221,14 @@ describe('the web app in Chromium', () => {
     await signIn(page);
     await page.goto(`${base}/ui/#/runs/${id}`);
     await runStatus(page, 'RUNNING', 60_000);
+    // Escape closes the dialog without cancelling, and gives the focus back to the button that opened it.
     await page.getByRole('button', { name: 'Cancel run' }).click();
     const dialog = page.getByRole('dialog', { name: `Cancel run ${id}?` });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Cancel run');
+    await page.keyboard.press('Enter');
     await dialog.getByLabel('Reason (optional)').fill('testing the web app');
     await dialog.getByRole('button', { name: 'Cancel run' }).click();
     await runStatus(page, 'CANCELLED', 60_000);
@@ -235,6 +255,23 @@ describe('the web app in Chromium', () => {
     const dialog = page.getByRole('dialog', { name: `Retry run ${id}` });
     await dialog.getByRole('button', { name: 'Retry' }).click();
     await runStatus(page, 'COMPLETED', 120_000);
+    // The timeline shows both attempts: the first one's failed ingest, and the second one's four stages.
+    const bars = page.locator('[data-testid="timeline-bar"]');
+    await expect
+      .poll(async () =>
+        (
+          await bars.evaluateAll((els) =>
+            els.map((e) => `${e.dataset.runAttempt} ${e.dataset.stage} ${e.dataset.status}`),
+          )
+        ).sort(),
+      )
+      .toEqual([
+        '1 ingest FAILED',
+        '2 ingest COMPLETED',
+        '2 load COMPLETED',
+        '2 transform COMPLETED',
+        '2 validate COMPLETED',
+      ]);
     await session.screenshot('run-retried');
   }, 240_000);
 });

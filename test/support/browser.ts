@@ -50,11 +50,12 @@ export class BrowserSession {
         this.failedRequests.push(`${response.status()} ${response.request().method()} ${url.pathname}`);
       }
     });
-    page.on('requestfailed', (failed) =>
-      this.problems.push(
-        `request failed: ${failed.method()} ${failed.url()} (${failed.failure()?.errorText})`,
-      ),
-    );
+    page.on('requestfailed', (failed) => {
+      // ERR_ABORTED is the page's own doing: a poll it stopped (AbortController) as the view changed.
+      const reason = failed.failure()?.errorText;
+      if (reason !== 'net::ERR_ABORTED')
+        this.problems.push(`request failed: ${failed.method()} ${failed.url()} (${reason})`);
+    });
     page.on('pageerror', (error) => this.problems.push(`page error: ${error.message}`));
   }
 
