@@ -1,20 +1,20 @@
-import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Problem } from '../components/error-box.tsx';
+import { Pager, useCursorPages } from '../components/pager.tsx';
 import { formatCount } from '../format.ts';
 import { usePolled } from '../poll.ts';
 import { formatRoute } from '../route.ts';
 
 /** A run's rejected records, a page at a time, each with its source line and every validation error. */
 export function RejectsView({ id }: { id: number }) {
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const cursor = cursors[cursors.length - 1];
+  const pages = useCursorPages();
+  const cursor = pages.cursor;
   const page = usePolled(
     `rejects|${id}|${cursor ?? ''}`,
     (signal) => api.rejects(id, cursor, signal),
     () => null,
   );
-  const first = (cursors.length - 1) * 50;
+  const first = pages.depth * 50;
   return (
     <>
       <h1>Rejected records of run {id}</h1>
@@ -58,25 +58,13 @@ export function RejectsView({ id }: { id: number }) {
       ) : page.error ? null : (
         <p aria-busy="true">Loading rejected records…</p>
       )}
-      <nav class="pager" aria-label="Pages of rejected records">
-        <button
-          type="button"
-          disabled={cursors.length <= 1}
-          onClick={() => setCursors((c) => c.slice(0, -1))}
-        >
-          Previous
-        </button>
-        <button
-          type="button"
-          disabled={!page.data?.nextCursor}
-          onClick={() => {
-            const next = page.data?.nextCursor;
-            if (next) setCursors((c) => [...c, next]);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager
+        label="Pages of rejected records"
+        pages={pages}
+        nextCursor={page.data?.nextCursor}
+        backText="Previous"
+        forwardText="Next"
+      />
     </>
   );
 }

@@ -1,6 +1,6 @@
-import { useState } from 'preact/hooks';
 import { api } from '../api.ts';
 import { Problem } from '../components/error-box.tsx';
+import { Pager, useCursorPages } from '../components/pager.tsx';
 import { StatusBadge } from '../components/status.tsx';
 import { elapsed, formatCount, formatDuration, formatTime } from '../format.ts';
 import { useNow, usePolled } from '../poll.ts';
@@ -18,9 +18,8 @@ function rowsText(rows: Record<string, number> | null): string {
 
 /** Runs, newest first, filtered by source and status (in the URL), paged, live while any is active. */
 export function RunsView({ source, status }: { source?: string; status?: Status }) {
-  // Cursors of the pages before this one; the first page has none.
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const cursor = cursors[cursors.length - 1];
+  const pages = useCursorPages();
+  const cursor = pages.cursor;
   // The app keys this view by its filters, so a new filter starts again at the first page.
   const filterKey = `${source ?? ''}|${status ?? ''}`;
   const page = usePolled(
@@ -125,25 +124,13 @@ export function RunsView({ source, status }: { source?: string; status?: Status 
       ) : page.error ? null : (
         <p aria-busy="true">Loading runs…</p>
       )}
-      <nav class="pager" aria-label="Pages of runs">
-        <button
-          type="button"
-          disabled={cursors.length <= 1}
-          onClick={() => setCursors((c) => c.slice(0, -1))}
-        >
-          Newer
-        </button>
-        <button
-          type="button"
-          disabled={!page.data?.nextCursor}
-          onClick={() => {
-            const next = page.data?.nextCursor;
-            if (next) setCursors((c) => [...c, next]);
-          }}
-        >
-          Older
-        </button>
-      </nav>
+      <Pager
+        label="Pages of runs"
+        pages={pages}
+        nextCursor={page.data?.nextCursor}
+        backText="Newer"
+        forwardText="Older"
+      />
     </>
   );
 }
