@@ -210,6 +210,21 @@ describe('the web app in Chromium', () => {
     // The drift its last run saw: the demo's customer.email, which no column names.
     expect(await page.locator('[data-testid="source"]').textContent()).toContain('customer.email');
     await session.screenshot('source');
+
+    // A backfill of two daily windows from the form: a bad step is refused with the API's message, then two
+    // runs, one per window, complete.
+    const form = page.getByRole('region', { name: 'Backfill' });
+    await form.getByLabel('From (inclusive)').fill('2026-01-01');
+    await form.getByLabel('To (exclusive)').fill('2026-01-03');
+    await form.getByLabel('Step').fill('one day');
+    await form.getByRole('button', { name: 'Start backfill' }).click();
+    await expect.poll(() => form.getByRole('alert').textContent()).toMatch(/step/);
+    expect(session.failedRequests.splice(0)).toEqual(['400 POST /sources/demo/backfill']);
+    await form.getByLabel('Step').fill('P1D');
+    await form.getByRole('button', { name: 'Start backfill' }).click();
+    const status = page.locator('[data-testid="backfill"]');
+    await status.getByText('2 of 2 runs completed').waitFor({ timeout: 120_000 });
+    expect(await status.getByRole('link').count()).toBe(2);
   }, 180_000);
 
   it('cancels a running run from its page', async () => {
