@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The afluente service images. Node 24 runs the TypeScript sources directly (type stripping), so an image holds
-# sources and production dependencies; the one thing built is the web app (ui/dist), in a stage of its own. Both images also run the embedded transform and load
-# engine (DuckDB, no JVM): a Python child process of the worker, for runs up to AFLUENTE_EMBEDDED_MAX_BYTES.
+# sources and production dependencies; the one thing built is the web app (ui/dist), in a stage of its own. Both
+# images also run the embedded transform and load engine (DuckDB, no JVM): a Python child process of the worker,
+# for runs up to AFLUENTE_EMBEDDED_MAX_BYTES.
 #
 #   deps ────────────────┐          production node_modules (npm ci --omit=dev)
 #   web ─────────────────┤          the web app served at /ui/, built by Vite: only ui/dist leaves the stage
