@@ -380,6 +380,21 @@ export const SourceConfigSchema = Type.Object(
      */
     engine: Type.Enum(ENGINES, { default: 'auto' }),
     /**
+     * Where the source's tables go in the warehouse; absent means the service's AFLUENTE_WAREHOUSE_SCHEMA. Two
+     * sources may not write a table of the same name into one schema.
+     */
+    warehouse: Type.Optional(
+      Type.Object(
+        {
+          schema: Type.String({
+            pattern: IDENTIFIER_PATTERN,
+            description: 'a warehouse schema name (a-z, 0-9, _; not starting with a digit; at most 63 characters)',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /**
      * Path of the records' JSON Schema (draft-07), relative to the sources file's folder; absent means the
      * service derives one from `tables` (types, key columns required, nested paths).
      */

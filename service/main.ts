@@ -9,7 +9,7 @@ let config;
 let sources;
 try {
   config = loadConfig();
-  sources = await loadSources(config.sourcesFile);
+  sources = await loadSources(config.sourcesFile, config.warehouse.schema);
 } catch (error) {
   if (error instanceof ConfigError || error instanceof SourcesConfigError) {
     console.error(`afluente: ${(error as Error).message}`);

@@ -9,7 +9,7 @@ import {
   type TransformSpec,
 } from '../../contract/steps.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
-import type { LoadedSource } from '../config/sources.ts';
+import { warehouseSchemaOf, type LoadedSource } from '../config/sources.ts';
 import { NonRetryableError, type StageHandler } from '../orchestration/stage-handler.ts';
 import { keyChangeRefusal } from '../schema/key-change.ts';
 import { warehouseSpec } from '../schema/spec.ts';
@@ -54,6 +54,8 @@ export { cursorColumn } from '../schema/spec.ts';
 export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
   return async (ctx) => {
     const source = sourceOf(deps.sources, ctx.run);
+    // The source's own warehouse schema, or the service's.
+    const warehouse = { ...deps.warehouse, schema: warehouseSchemaOf(source, deps.warehouse.schema) };
     const dt = runDate(ctx.run.createdAt);
     // The curated tables of the run, or on a replay those of the run it replays. The load is that data's: the
     // ledger and the result are keyed by the run that produced it, so replaying a load that committed changes
@@ -89,7 +91,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
       if (changes.length > 0 && ctx.run.params?.acceptKeyChange !== true) {
         throw new NonRetryableError(
           'key_changed',
-          keyChangeRefusal(source.name, changes, { schema: deps.warehouse.schema, runId: ctx.run.id }),
+          keyChangeRefusal(source.name, changes, { schema: warehouse.schema, runId: ctx.run.id }),
         );
       }
       if (changes.length > 0) {
@@ -110,7 +112,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         manifest: manifestAt,
         tables: tableSpec.tables,
         cursorColumn: tableSpec.cursorColumn,
-        warehouse: deps.warehouse,
+        warehouse,
       };
       const specKey = stepSpecKey(source.name, dt, ctx.run.id, 'load_warehouse');
       await deps.lake.put(specKey, JSON.stringify(spec, null, 2), { contentType: 'application/json' });
@@ -155,7 +157,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
     }
     if (!reused && (result.schemaChanges?.length ?? 0) > 0) {
       ctx.logger.info(
-        { schemaChanges: result.schemaChanges, warehouse: deps.warehouse.schema },
+        { schemaChanges: result.schemaChanges, warehouse: warehouse.schema },
         'the load changed the warehouse’s tables to match the source’s table spec',
       );
     }
@@ -183,7 +185,7 @@ export function loadStage(deps: LoadStageDeps): StageHandler<'load'> {
         alreadyLoaded: result.alreadyLoaded || loadedNothing,
         reused,
         ...(input.run === ctx.run.id ? {} : { replayOf: input.run }),
-        warehouse: `${deps.warehouse.dialect} ${deps.warehouse.schema}`,
+        warehouse: `${warehouse.dialect} ${warehouse.schema}`,
         schemaChanges: result.schemaChanges ?? [],
         keptColumns: result.keptColumns ?? {},
         schemaVersion: version.id,

@@ -8,7 +8,7 @@ import {
 } from '../../contract/steps.ts';
 import type { ValidateManifest } from '../../contract/validate.ts';
 import type { Lake } from '../../lib/lake/lake.ts';
-import type { LoadedSource } from '../config/sources.ts';
+import { warehouseSchemaOf, type LoadedSource } from '../config/sources.ts';
 import type { StageHandler, StageOutcome } from '../orchestration/stage-handler.ts';
 import { stepName } from '../steps/step-runner.ts';
 import { readCommitted, readJson } from './lake-json.ts';
@@ -20,7 +20,7 @@ import { bytesOf } from './validated-bytes.ts';
 export interface TransformStageDeps extends EngineStepDeps {
   lake: Lake;
   sources: ReadonlyMap<string, LoadedSource>;
-  /** The warehouse schema the load will write; recorded in the load job's params. */
+  /** The service's warehouse schema, for sources without their own; recorded in the load job's params. */
   warehouseSchema: string;
 }
 
@@ -113,12 +113,12 @@ export function transformStage(deps: TransformStageDeps): StageHandler<'transfor
       nextParams: {
         mode: 'delete+insert',
         manifest: deps.lake.uri(manifestAt),
-        schema: deps.warehouseSchema,
+        schema: warehouseSchemaOf(source, deps.warehouseSchema),
         targets: Object.fromEntries(
           Object.entries(source.tables).map(([table, spec]) => [
             table,
             {
-              table: `${deps.warehouseSchema}.${table}`,
+              table: `${warehouseSchemaOf(source, deps.warehouseSchema)}.${table}`,
               key: spec.key,
               ...(spec.from
                 ? { replace: 'per parent', parentKey: spec.parentKey ?? {} }

@@ -22,7 +22,7 @@ export async function startTestApp(
   options: { env?: Record<string, string>; config?: Config } & Partial<Omit<AppOptions, 'config'>> = {},
 ): Promise<TestApp> {
   const config = options.config ?? testConfig(options.env);
-  const sources = options.sources ?? (await loadSources(config.sourcesFile));
+  const sources = options.sources ?? (await loadSources(config.sourcesFile, config.warehouse.schema));
   const app = await buildApp({
     config,
     sources,

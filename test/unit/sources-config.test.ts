@@ -284,6 +284,34 @@ describe('problems, each with its file, line, source and field', () => {
     expect(lines).toEqual(['F:5:5: source "orders": engine must be one of auto, embedded, spark']);
   });
 
+  it('puts a source in its own warehouse schema, and refuses two sources writing one table into one schema', async () => {
+    // A second source with a table of the same name: in the service's schema both would write orders.
+    const two = `${VALID}  shop:
+    request: { url: https://shop.example.com/orders }
+    pagination: { kind: none }
+    tables:
+      orders: { key: [id], columns: { id: bigint } }
+`;
+    expect(await problemLines(two)).toEqual([
+      'F:12:7: source "shop": tables.orders is also a table of source "orders" in warehouse schema "public": give one of them its own `warehouse: { schema }`, or another table name',
+    ]);
+    // Its own schema separates them, and it is the one the load writes.
+    const apart = two.replace('  shop:\n', '  shop:\n    warehouse: { schema: shop }\n');
+    const { sources } = await loadSources(await writeSources(apart));
+    expect(sources.get('shop')?.warehouse).toEqual({ schema: 'shop' });
+    expect(sources.get('orders')?.warehouse).toBeUndefined();
+    // A schema named like the service's is the same schema.
+    const file = await writeSources(apart);
+    await expect(loadSources(file, 'shop')).rejects.toThrow(
+      'source "shop": tables.orders is also a table of source "orders" in warehouse schema "shop"',
+    );
+    expect(
+      await problemLines(VALID.replace('    schema:', '    warehouse: { schema: Sales }\n    schema:')),
+    ).toEqual([
+      'F:5:18: source "orders": warehouse.schema must be a warehouse schema name (a-z, 0-9, _; not starting with a digit; at most 63 characters)',
+    ]);
+  });
+
   it('takes onDrift, warn by default, and names one it does not know', async () => {
     expect((await loadOne(VALID)).onDrift).toBe('warn');
     const fail = await loadOne(VALID.replace('    schema:', '    onDrift: fail\n    schema:'));

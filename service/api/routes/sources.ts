@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ENGINES, ON_DRIFT_MODES } from '../../../contract/source-config.ts';
-import type { LoadedSource } from '../../config/sources.ts';
+import { warehouseSchemaOf, type LoadedSource } from '../../config/sources.ts';
 import { redactUrl } from '../../config/env.ts';
 import { NotFoundError } from '../../errors.ts';
 import { SourceState } from '../../state/entities/index.ts';
@@ -45,6 +45,9 @@ const SourceSchema = Type.Object(
     }),
     cursor: Type.Union([Type.String(), Type.Null()]),
     tables: Type.Array(Type.String()),
+    warehouseSchema: Type.String({
+      description: "The warehouse schema its tables go to: its own `warehouse.schema`, or the service's.",
+    }),
     lastRuns: Type.Array(Type.Ref('Run')),
     onDrift: Type.Enum([...ON_DRIFT_MODES], {
       description: 'What a run does on fields no column names: show them (warn), or also fail.',
@@ -93,6 +96,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       engine: source.engine,
       cursor: state?.cursor ?? null,
       tables: Object.keys(source.tables),
+      warehouseSchema: warehouseSchemaOf(source, app.config.warehouse.schema),
       lastRuns: lastRuns.map(runView),
       onDrift: source.onDrift,
       drift: sourceDriftView(drift),

@@ -28,8 +28,16 @@ export interface LoadedSources {
 
 const SOURCE_NAME = new RegExp(SOURCE_NAME_PATTERN);
 
-/** Reads, checks and defaults every source in a sources YAML file; throws a `SourcesConfigError` listing all problems. */
-export async function loadSources(file: string): Promise<LoadedSources> {
+/** The warehouse schema a source's tables go to: its own `warehouse.schema`, or the service's. */
+export function warehouseSchemaOf(source: Pick<SourceConfig, 'warehouse'>, serviceSchema: string): string {
+  return source.warehouse?.schema ?? serviceSchema;
+}
+
+/**
+ * Reads, checks and defaults every source in a sources YAML file; throws a `SourcesConfigError` listing all
+ * problems. `warehouseSchema` is the service's (AFLUENTE_WAREHOUSE_SCHEMA), where sources without their own go.
+ */
+export async function loadSources(file: string, warehouseSchema = 'public'): Promise<LoadedSources> {
   const absolute = path.resolve(file);
   const text = await readSourcesFile(file, absolute);
   const lines = new LineCounter();
@@ -59,6 +67,7 @@ export async function loadSources(file: string): Promise<LoadedSources> {
       sources.set(name, { ...config, name, schemaPath: schema.path, schemaDocument: schema.document });
     }
   }
+  checkTableOwners(sources, warehouseSchema, sink);
   if (sink.problems.length > 0) throw new SourcesConfigError(file, sink.sorted());
   return { file: absolute, sources };
 }
@@ -102,4 +111,26 @@ function declaredSources(root: unknown, scope: Scope): [string, unknown][] {
     }
   }
   return entries;
+}
+
+/**
+ * Two sources writing a table of one name into one schema would merge into each other's rows (and fail at load
+ * when their columns differ): each such table is a problem at the later source, naming the earlier one.
+ */
+function checkTableOwners(sources: ReadonlyMap<string, LoadedSource>, serviceSchema: string, sink: ProblemSink) {
+  const owners = new Map<string, string>();
+  for (const [name, source] of sources) {
+    const schema = warehouseSchemaOf(source, serviceSchema);
+    for (const table of Object.keys(source.tables)) {
+      const key = `${schema}.${table}`;
+      const owner = owners.get(key);
+      if (owner === undefined) owners.set(key, name);
+      else
+        scopeOf(sink, ['sources', name], name).problem(
+          ['tables', table],
+          `is also a table of source "${owner}" in warehouse schema "${schema}": give one of them its own ` +
+            '`warehouse: { schema }`, or another table name',
+        );
+    }
+  }
 }
