@@ -388,7 +388,8 @@ export const SourceConfigSchema = Type.Object(
         {
           schema: Type.String({
             pattern: IDENTIFIER_PATTERN,
-            description: 'a warehouse schema name (a-z, 0-9, _; not starting with a digit; at most 63 characters)',
+            description:
+              'a warehouse schema name (a-z, 0-9, _; not starting with a digit; at most 63 characters)',
           }),
         },
         { additionalProperties: false },

@@ -117,7 +117,11 @@ function declaredSources(root: unknown, scope: Scope): [string, unknown][] {
  * Two sources writing a table of one name into one schema would merge into each other's rows (and fail at load
  * when their columns differ): each such table is a problem at the later source, naming the earlier one.
  */
-function checkTableOwners(sources: ReadonlyMap<string, LoadedSource>, serviceSchema: string, sink: ProblemSink) {
+function checkTableOwners(
+  sources: ReadonlyMap<string, LoadedSource>,
+  serviceSchema: string,
+  sink: ProblemSink,
+) {
   const owners = new Map<string, string>();
   for (const [name, source] of sources) {
     const schema = warehouseSchemaOf(source, serviceSchema);
